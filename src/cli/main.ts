@@ -1,0 +1,94 @@
+/**
+ * `tessera` command line. Every command is a thin layer over the library; errors end with one
+ * line naming what is wrong and a non-zero exit.
+ */
+import * as fs from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { createBackend, BackendName } from '../backend/index.js';
+import { runConformance } from '../conformance/runner.js';
+import { greedyGenerate, promptLogits } from '../engine/runner.js';
+import { loadModel } from '../models/registry.js';
+import { TesseraError, InputError } from '../util/errors.js';
+import { parseFloatArg, parseIds, parseIntArg } from './args.js';
+
+function backendOption(cmd: Command): Command {
+  return cmd.option('--backend <name>', 'compute backend: auto, reference or native', 'auto');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program.name('tessera').description('Exact and fast inference for gpt-oss and Nemotron-H').exitOverride();
+
+  backendOption(
+    program.command('logits')
+      .description('write float32 little-endian logits [T, V] for every input position')
+      .requiredOption('--model <dir>', 'checkpoint folder')
+      .requiredOption('--ids <ids>', 'comma-separated token ids')
+      .requiredOption('--out <file>', 'output file')
+      .option('--chunk <n>', 'prefill in chunks of n tokens (0 = one pass)', parseIntArg('--chunk', 0), 0),
+  ).action((o) => {
+    const ids = parseIds(o.ids);
+    const model = loadModel(o.model, createBackend(o.backend as BackendName));
+    const logits = promptLogits(model, ids, o.chunk);
+    const buf = Buffer.alloc(logits.length * 4);
+    for (let i = 0; i < logits.length; i++) buf.writeFloatLE(logits[i], 4 * i);
+    try {
+      fs.writeFileSync(o.out, buf);
+    } catch (e) {
+      throw new InputError(`--out: cannot write ${o.out} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  });
+
+  backendOption(
+    program.command('generate')
+      .description('generate tokens through the KV cache')
+      .requiredOption('--model <dir>', 'checkpoint folder')
+      .requiredOption('--ids <ids>', 'comma-separated prompt token ids')
+      .option('--max-new-tokens <n>', 'tokens to generate', parseIntArg('--max-new-tokens', 0), 16)
+      .option('--temperature <t>', 'sampling temperature (0 = greedy)', parseFloatArg('--temperature', 0), 0)
+      .option('--json', 'print {"output_ids": [...]}'),
+  ).action((o) => {
+    const ids = parseIds(o.ids);
+    if (o.temperature !== 0) throw new InputError('--temperature: only 0 (greedy) is supported by `generate` in this version');
+    const model = loadModel(o.model, createBackend(o.backend as BackendName));
+    const out = greedyGenerate(model, ids, o.maxNewTokens);
+    if (o.json) process.stdout.write(JSON.stringify({ output_ids: out }) + '\n');
+    else process.stdout.write(out.join(',') + '\n');
+  });
+
+  backendOption(
+    program.command('conformance')
+      .description('run every fixture under DIR; ends with "N passed, M failed"')
+      .argument('<dir>', 'fixtures folder (searched to any depth)'),
+  ).action(async (dir: string, o) => {
+    if (!fs.existsSync(dir)) throw new InputError(`conformance: ${dir}: no such directory`);
+    let passed = 0;
+    let failed = 0;
+    for await (const r of runConformance(dir, { backend: o.backend })) {
+      if (r.ok) passed++;
+      else failed++;
+      process.stdout.write(`${r.ok ? 'PASS' : 'FAIL'} ${r.name}  ${r.detail}\n`);
+    }
+    process.stdout.write(`${passed} passed, ${failed} failed\n`);
+    if (failed > 0 || passed === 0) process.exitCode = 1;
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has already printed its message; help and version exit 0
+      process.exitCode = e.exitCode;
+      return;
+    }
+    const msg = e instanceof TesseraError ? e.message : `internal error: ${(e as Error).message ?? e}`;
+    process.stderr.write(`tessera: ${msg}\n`);
+    if (process.env.TESSERA_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * What every model definition offers the engine. A model composes Backend ops over a packed
+ * batch; it never sees scheduling, only the per-step batch layout (ForwardBatch).
+ */
+import type { AttentionMeta, Backend } from '../backend/backend.js';
+import type { SequenceCache } from '../cache/sequence-cache.js';
+
+export interface ForwardBatch extends AttentionMeta {
+  /** token ids of every sequence's new tokens, flattened */
+  tokens: Int32Array;
+  /** the sequences' caches, in the order of `seqs` */
+  caches: SequenceCache[];
+  /** which rows of the packed batch need logits (e.g. the last token of each sequence) */
+  logitRows: Int32Array;
+}
+
+/** Model-owned storage for every sequence's cached state (KV blocks, recurrent states). */
+export interface ModelCache {
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  /** a new, empty sequence */
+  newSequence(): SequenceCache;
+  /** tokens that still fit (in blocks) */
+  freeBlocks(): number;
+}
+
+export interface CausalLM {
+  readonly family: string;
+  readonly vocabSize: number;
+  /** longest context the model supports */
+  readonly maxContext: number;
+  readonly eosTokenIds: number[];
+  readonly backend: Backend;
+  /** allocate caches for `numBlocks` blocks of `blockSize` tokens (and `maxSeqs` recurrent slots) */
+  createCache(opts: { numBlocks: number; blockSize: number; maxSeqs?: number }): ModelCache;
+  /** run the packed batch; returns logits [logitRows.length, vocabSize] */
+  forward(batch: ForwardBatch, cache: ModelCache): Float32Array;
+  /** bytes of weights held */
+  weightBytes(): number;
+}

@@ -1,0 +1,72 @@
+/**
+ * Weight matrices as stored: the Backend multiplies them without unpacking them in memory.
+ * A matrix is [rows, cols] = [out, in] (torch.nn.Linear layout): y = W·x. Stacked expert
+ * weights are one matrix of E·out rows; expert e owns rows [e·out, (e+1)·out).
+ */
+import { CheckpointError } from '../util/errors.js';
+import type { StoredTensor } from './safetensors.js';
+import { decodeToF32 } from './dtypes.js';
+
+export type QMatrix =
+  | { format: 'f32'; rows: number; cols: number; data: Float32Array }
+  | { format: 'bf16'; rows: number; cols: number; data: Uint16Array }
+  /** MXFP4: per row, cols/32 blocks of 16 bytes (2 e2m1 codes each, low nibble first) + one E8M0 scale */
+  | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array };
+
+export type QFormat = QMatrix['format'];
+
+/** Bytes the matrix occupies (what a GEMV reads). */
+export function qmatrixBytes(m: QMatrix): number {
+  switch (m.format) {
+    case 'f32': return m.data.byteLength;
+    case 'bf16': return m.data.byteLength;
+    case 'mxfp4': return m.blocks.byteLength + m.scales.byteLength;
+  }
+}
+
+/** A dense 2-D (or stacked 3-D) BF16/F32 tensor as a matrix [prod(shape[:-1]), shape[-1]]. */
+export function denseMatrix(t: StoredTensor): QMatrix {
+  const cols = t.shape[t.shape.length - 1];
+  const rows = t.shape.slice(0, -1).reduce((a, d) => a * d, 1);
+  const bytes = t.data;
+  if (t.dtype === 'BF16') {
+    return { format: 'bf16', rows, cols, data: new Uint16Array(bytes.buffer, bytes.byteOffset, rows * cols) };
+  }
+  if (t.dtype === 'F32') {
+    return { format: 'f32', rows, cols, data: new Float32Array(bytes.buffer, bytes.byteOffset, rows * cols) };
+  }
+  if (t.dtype === 'F16') {
+    return { format: 'f32', rows, cols, data: decodeToF32('F16', bytes, t.name) };
+  }
+  throw new CheckpointError(`tensor ${t.name}: dtype ${t.dtype} is not a dense matrix type`);
+}
+
+/** MXFP4 from `<name>_blocks` [..., rows, cols/32, 16] and `<name>_scales` [..., rows, cols/32]. */
+export function mxfp4Matrix(blocks: StoredTensor, scales: StoredTensor): QMatrix {
+  const bs = blocks.shape;
+  const ss = scales.shape;
+  if (bs.length < 2 || bs[bs.length - 1] !== 16) {
+    throw new CheckpointError(`tensor ${blocks.name}: MXFP4 blocks must end in a dimension of 16 bytes, got [${bs.join(', ')}]`);
+  }
+  const lead = bs.slice(0, -1);
+  if (ss.length !== lead.length || ss.some((d, i) => d !== lead[i])) {
+    throw new CheckpointError(
+      `tensor ${scales.name}: shape [${ss.join(', ')}] does not match blocks ${blocks.name} [${bs.join(', ')}]`,
+    );
+  }
+  const groups = bs[bs.length - 2];
+  const rows = bs.slice(0, -2).reduce((a, d) => a * d, 1);
+  return { format: 'mxfp4', rows, cols: groups * 32, blocks: blocks.data, scales: scales.data };
+}
+
+/** A view of rows [r0, r0+n) of a matrix (an expert of a stacked bank), sharing memory. */
+export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
+  switch (m.format) {
+    case 'f32': return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols) };
+    case 'bf16': return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols) };
+    case 'mxfp4': {
+      const g = m.cols / 32;
+      return { ...m, rows: n, blocks: m.blocks.subarray(r0 * g * 16, (r0 + n) * g * 16), scales: m.scales.subarray(r0 * g, (r0 + n) * g) };
+    }
+  }
+}
