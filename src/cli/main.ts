@@ -10,6 +10,7 @@ import { greedyGenerate, promptLogits } from '../engine/runner.js';
 import { loadModel } from '../models/registry.js';
 import { TesseraError, InputError } from '../util/errors.js';
 import { parseFloatArg, parseIds, parseIntArg } from './args.js';
+import { COMMANDS } from './commands/index.js';
 
 function backendOption(cmd: Command): Command {
   return cmd.option('--backend <name>', 'compute backend: auto, reference or native', 'auto');
@@ -73,6 +74,7 @@ export function buildProgram(): Command {
     if (failed > 0 || passed === 0) process.exitCode = 1;
   });
 
+  for (const register of COMMANDS) register(program);
   return program;
 }
 
