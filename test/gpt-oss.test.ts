@@ -19,14 +19,16 @@ for (const dir of dirs) {
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
   const tol: number = expected.tolerance.logits_max_abs;
 
-  test(`fixture ${label}: logits and greedy continuations`, async () => {
-    let n = 0;
-    for await (const r of modelFixtureSuite.run(dir, { backend: 'reference', label })) {
-      assert.ok(r.ok, `${r.name}: ${r.detail}`);
-      n++;
-    }
-    assert.ok(n >= expected.cases.length);
-  });
+  for (const backend of ['reference', 'native']) {
+    test(`fixture ${label} (${backend}): logits and greedy continuations`, async () => {
+      let n = 0;
+      for await (const r of modelFixtureSuite.run(dir, { backend, label })) {
+        assert.ok(r.ok, `${r.name}: ${r.detail}`);
+        n++;
+      }
+      assert.ok(n >= expected.cases.length);
+    });
+  }
 
   test(`fixture ${label}: one pass = token by token = chunks`, () => {
     const model = loadModel(dir, new ReferenceBackend());

@@ -1,0 +1,485 @@
+// Node-API bindings: the coarse ops of the Backend interface over typed arrays owned by JS.
+// Each op validates its arguments (a wrong call throws a JS TypeError, never crashes) and
+// runs on the persistent thread pool.
+#include <node_api.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+#include "kernels.h"
+#include "pool.h"
+
+using namespace tessera;
+
+namespace {
+
+const KernelTable* K = nullptr;
+std::unique_ptr<ThreadPool> pool;
+
+struct Err {
+  std::string msg;
+};
+
+#define NAPI(call)                                    \
+  do {                                                \
+    if ((call) != napi_ok) throw Err{"napi: " #call}; \
+  } while (0)
+
+struct Args {
+  napi_env env;
+  std::vector<napi_value> v;
+  Args(napi_env e, napi_callback_info info, size_t n) : env(e), v(n) {
+    size_t argc = n;
+    NAPI(napi_get_cb_info(e, info, &argc, v.data(), nullptr, nullptr));
+    if (argc < n) throw Err{"expected " + std::to_string(n) + " arguments"};
+  }
+};
+
+bool is_null(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI(napi_typeof(env, v, &t));
+  return t == napi_null || t == napi_undefined;
+}
+
+template <typename T>
+T* typed(napi_env env, napi_value v, napi_typedarray_type want, size_t* len, const char* what) {
+  bool ok = false;
+  NAPI(napi_is_typedarray(env, v, &ok));
+  if (!ok) throw Err{std::string(what) + ": expected a typed array"};
+  napi_typedarray_type type;
+  void* data;
+  size_t n;
+  NAPI(napi_get_typedarray_info(env, v, &type, &n, &data, nullptr, nullptr));
+  if (type != want) throw Err{std::string(what) + ": wrong typed array type"};
+  if (len) *len = n;
+  return static_cast<T*>(data);
+}
+
+double num(napi_env env, napi_value v) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw Err{"expected a number"};
+  return d;
+}
+
+napi_value prop(napi_env env, napi_value o, const char* name) {
+  napi_value r;
+  NAPI(napi_get_named_property(env, o, name, &r));
+  return r;
+}
+
+std::string str(napi_env env, napi_value v) {
+  char buf[64];
+  size_t n;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &n) != napi_ok) throw Err{"expected a string"};
+  return std::string(buf, n);
+}
+
+// A JS QMatrix → Matrix (views into JS memory; valid for the duration of the call).
+Matrix matrix(napi_env env, napi_value o) {
+  Matrix m{};
+  std::string f = str(env, prop(env, o, "format"));
+  m.rows = int64_t(num(env, prop(env, o, "rows")));
+  m.cols = int64_t(num(env, prop(env, o, "cols")));
+  size_t n;
+  if (f == "f32") {
+    m.format = FMT_F32;
+    m.data = typed<float>(env, prop(env, o, "data"), napi_float32_array, &n, "matrix.data");
+    if (int64_t(n) < m.rows * m.cols) throw Err{"matrix.data too short"};
+  } else if (f == "bf16") {
+    m.format = FMT_BF16;
+    m.data = typed<uint16_t>(env, prop(env, o, "data"), napi_uint16_array, &n, "matrix.data");
+    if (int64_t(n) < m.rows * m.cols) throw Err{"matrix.data too short"};
+  } else if (f == "int8") {
+    m.format = FMT_INT8;
+    m.data = typed<int8_t>(env, prop(env, o, "data"), napi_int8_array, &n, "matrix.data");
+    if (int64_t(n) < m.rows * m.cols) throw Err{"matrix.data too short"};
+    m.row_scale = typed<float>(env, prop(env, o, "rowScale"), napi_float32_array, &n, "matrix.rowScale");
+    if (int64_t(n) < m.rows) throw Err{"matrix.rowScale too short"};
+  } else if (f == "mxfp4") {
+    m.format = FMT_MXFP4;
+    if (m.cols % 32) throw Err{"mxfp4 cols must be a multiple of 32"};
+    m.data = typed<uint8_t>(env, prop(env, o, "blocks"), napi_uint8_array, &n, "matrix.blocks");
+    if (int64_t(n) < m.rows * m.cols / 2) throw Err{"matrix.blocks too short"};
+    m.scales = typed<uint8_t>(env, prop(env, o, "scales"), napi_uint8_array, &n, "matrix.scales");
+    if (int64_t(n) < m.rows * m.cols / 32) throw Err{"matrix.scales too short"};
+  } else {
+    throw Err{"unsupported matrix format " + f};
+  }
+  return m;
+}
+
+Matrix row_slice(const Matrix& m, int64_t r0) {
+  Matrix s = m;
+  switch (m.format) {
+    case FMT_F32: s.data = (const float*)m.data + r0 * m.cols; break;
+    case FMT_BF16: s.data = (const uint16_t*)m.data + r0 * m.cols; break;
+    case FMT_INT8:
+      s.data = (const int8_t*)m.data + r0 * m.cols;
+      s.row_scale = m.row_scale + r0;
+      break;
+    case FMT_MXFP4:
+      s.data = (const uint8_t*)m.data + r0 * (m.cols / 32) * 16;
+      s.scales = m.scales + r0 * (m.cols / 32);
+      break;
+  }
+  return s;
+}
+
+// MXFP4 kernels read x with each 32-block's even inputs first, then the odd ones.
+void deinterleave(const float* x, int64_t T, int64_t C, float* out) {
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t g = 0; g < C / 32; g++) {
+      const float* s = x + t * C + g * 32;
+      float* d = out + t * C + g * 32;
+      for (int j = 0; j < 16; j++) {
+        d[j] = s[2 * j];
+        d[16 + j] = s[2 * j + 1];
+      }
+    }
+}
+
+// One linear segment of a multi-linear job.
+struct Segment {
+  Matrix w;
+  const float* x;
+  int64_t T;
+  const float* bias;
+  float* y;
+};
+
+// Run several independent linears (e.g. all active experts) as one parallel job.
+void run_segments(const std::vector<Segment>& segs) {
+  struct Task {
+    int seg;
+    int64_t r0, r1;
+  };
+  std::vector<Task> tasks;
+  int64_t total_rows = 0;
+  for (auto& s : segs) total_rows += s.w.rows;
+  const int64_t threads = pool->size();
+  int64_t chunk = std::max<int64_t>(32, ((total_rows / (threads * 4)) + 31) / 32 * 32);
+  for (size_t i = 0; i < segs.size(); i++)
+    for (int64_t r = 0; r < segs[i].w.rows; r += chunk)
+      tasks.push_back({int(i), r, std::min(segs[i].w.rows, r + chunk)});
+  pool->parallel_for(int64_t(tasks.size()), [&](int64_t i) {
+    const Task& t = tasks[i];
+    const Segment& s = segs[t.seg];
+    K->linear_rows(s.w, s.x, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
+  });
+}
+
+napi_value wrap(napi_env env, napi_callback_info info, napi_value (*fn)(napi_env, napi_callback_info)) {
+  try {
+    return fn(env, info);
+  } catch (const Err& e) {
+    napi_throw_type_error(env, nullptr, e.msg.c_str());
+    return nullptr;
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, e.what());
+    return nullptr;
+  }
+}
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// init(threads, isa) → "avx512" | "avx2" | "generic"
+napi_value Init(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2);
+  int threads = int(num(env, a.v[0]));
+  std::string want = str(env, a.v[1]);
+  __builtin_cpu_init();
+  bool has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (want == "avx512" && !has512) throw Err{"this CPU lacks AVX-512"};
+  if (want == "avx2" && !has2) throw Err{"this CPU lacks AVX2/FMA"};
+  if (want == "generic") K = &kernels_generic();
+  else if (want == "avx2") K = &kernels_avx2();
+  else if (want == "avx512" || (want == "auto" && has512)) K = &kernels_avx512();
+  else if (has2) K = &kernels_avx2();
+  else K = &kernels_generic();
+  if (threads < 1) threads = 1;
+  pool.reset(new ThreadPool(threads));
+  napi_value r;
+  NAPI(napi_create_string_utf8(env, K->isa, NAPI_AUTO_LENGTH, &r));
+  return r;
+}
+
+void need_init() {
+  if (!K || !pool) throw Err{"native backend not initialised"};
+}
+
+// linear(x, T, w, bias|null, y)
+napi_value Linear(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 5);
+  size_t nx, ny;
+  const float* x = typed<float>(env, a.v[0], napi_float32_array, &nx, "x");
+  int64_t T = int64_t(num(env, a.v[1]));
+  Matrix w = matrix(env, a.v[2]);
+  const float* bias = is_null(env, a.v[3]) ? nullptr : typed<float>(env, a.v[3], napi_float32_array, nullptr, "bias");
+  float* y = typed<float>(env, a.v[4], napi_float32_array, &ny, "y");
+  if (int64_t(nx) < T * w.cols || int64_t(ny) < T * w.rows) throw Err{"linear: x or y too short"};
+  std::vector<float> xd;
+  if (w.format == FMT_MXFP4) {
+    xd.resize(T * w.cols);
+    deinterleave(x, T, w.cols, xd.data());
+    x = xd.data();
+  }
+  run_segments({Segment{w, x, T, bias, y}});
+  return undefined(env);
+}
+
+// rmsNorm(x, T, weight, eps, y)
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 5);
+  size_t nx, H;
+  const float* x = typed<float>(env, a.v[0], napi_float32_array, &nx, "x");
+  int64_t T = int64_t(num(env, a.v[1]));
+  const float* w = typed<float>(env, a.v[2], napi_float32_array, &H, "weight");
+  float eps = float(num(env, a.v[3]));
+  float* y = typed<float>(env, a.v[4], napi_float32_array, nullptr, "y");
+  if (int64_t(nx) < T * int64_t(H)) throw Err{"rmsNorm: x too short"};
+  for (int64_t t = 0; t < T; t++) {
+    const float* xr = x + t * H;
+    double ss = 0;
+    for (size_t i = 0; i < H; i++) ss += double(xr[i]) * xr[i];
+    float inv = 1.f / std::sqrt(float(ss / H) + eps);
+    for (size_t i = 0; i < H; i++) y[t * H + i] = (xr[i] * inv) * w[i];
+  }
+  return undefined(env);
+}
+
+// rope(x, T, nHeads, headDim, positions, invFreq, concentration, rotaryDim)
+napi_value Rope(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 8);
+  float* x = typed<float>(env, a.v[0], napi_float32_array, nullptr, "x");
+  int64_t T = int64_t(num(env, a.v[1])), nh = int64_t(num(env, a.v[2])), d = int64_t(num(env, a.v[3]));
+  const int32_t* pos = typed<int32_t>(env, a.v[4], napi_int32_array, nullptr, "positions");
+  const float* inv = typed<float>(env, a.v[5], napi_float32_array, nullptr, "invFreq");
+  float conc = float(num(env, a.v[6]));
+  int64_t half = int64_t(num(env, a.v[7])) / 2;
+  std::vector<float> c(half), s(half);
+  for (int64_t t = 0; t < T; t++) {
+    for (int64_t i = 0; i < half; i++) {
+      float ang = float(pos[t]) * inv[i];
+      c[i] = std::cos(ang) * conc;
+      s[i] = std::sin(ang) * conc;
+    }
+    for (int64_t h = 0; h < nh; h++) {
+      float* v = x + (t * nh + h) * d;
+      for (int64_t i = 0; i < half; i++) {
+        float x1 = v[i], x2 = v[half + i];
+        v[i] = x1 * c[i] - x2 * s[i];
+        v[half + i] = x2 * c[i] + x1 * s[i];
+      }
+    }
+  }
+  return undefined(env);
+}
+
+// attention(q, k, v, T, kcache, vcache, nKv, headDim, blockSize, positions, slotMapping,
+//           seqStart, seqLen, blockTables, blockTableOffsets, nHeads, scale, window, sinks|null, out)
+napi_value Attention(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 20);
+  const float* q = typed<float>(env, a.v[0], napi_float32_array, nullptr, "q");
+  const float* k = typed<float>(env, a.v[1], napi_float32_array, nullptr, "k");
+  const float* v = typed<float>(env, a.v[2], napi_float32_array, nullptr, "v");
+  int64_t T = int64_t(num(env, a.v[3]));
+  size_t ncache;
+  float* kc = typed<float>(env, a.v[4], napi_float32_array, &ncache, "kcache");
+  float* vc = typed<float>(env, a.v[5], napi_float32_array, nullptr, "vcache");
+  int64_t nkv = int64_t(num(env, a.v[6])), d = int64_t(num(env, a.v[7])), bs = int64_t(num(env, a.v[8]));
+  const int32_t* pos = typed<int32_t>(env, a.v[9], napi_int32_array, nullptr, "positions");
+  const int32_t* slot = typed<int32_t>(env, a.v[10], napi_int32_array, nullptr, "slotMapping");
+  size_t nseq;
+  const int32_t* qs = typed<int32_t>(env, a.v[11], napi_int32_array, &nseq, "seqStart");
+  const int32_t* ql = typed<int32_t>(env, a.v[12], napi_int32_array, nullptr, "seqLen");
+  const int32_t* bt = typed<int32_t>(env, a.v[13], napi_int32_array, nullptr, "blockTables");
+  const int32_t* bto = typed<int32_t>(env, a.v[14], napi_int32_array, nullptr, "blockTableOffsets");
+  int64_t nh = int64_t(num(env, a.v[15]));
+  float scale = float(num(env, a.v[16]));
+  int64_t window = int64_t(num(env, a.v[17]));
+  const float* sinks = is_null(env, a.v[18]) ? nullptr : typed<float>(env, a.v[18], napi_float32_array, nullptr, "sinks");
+  float* out = typed<float>(env, a.v[19], napi_float32_array, nullptr, "out");
+  const int64_t kvw = nkv * d;
+  const int64_t nslots = int64_t(ncache) / kvw;
+  for (int64_t t = 0; t < T; t++) {
+    if (slot[t] < 0 || slot[t] >= nslots) throw Err{"attention: slot out of range"};
+    std::memcpy(kc + slot[t] * kvw, k + t * kvw, kvw * 4);
+    std::memcpy(vc + slot[t] * kvw, v + t * kvw, kvw * 4);
+  }
+  // token → sequence
+  std::vector<int32_t> seq_of(T);
+  for (size_t s = 0; s < nseq; s++)
+    for (int32_t i = 0; i < ql[s]; i++) seq_of[qs[s] + i] = int32_t(s);
+  const int64_t group = nh / nkv;
+  pool->parallel_for(T, [&](int64_t t) {
+    thread_local std::vector<float> sc;
+    thread_local std::vector<int32_t> slots;
+    const int32_t s = seq_of[t];
+    const int64_t p = pos[t];
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+    const int64_t n = p - lo + 1;
+    if (int64_t(sc.size()) < n) {
+      sc.resize(n);
+      slots.resize(n);
+    }
+    const int32_t* table = bt + bto[s];
+    for (int64_t j = 0; j < n; j++) {
+      int64_t ps = lo + j;
+      slots[j] = int32_t(table[ps / bs] * bs + ps % bs);
+    }
+    for (int64_t h = 0; h < nh; h++) {
+      int64_t kh = h / group;
+      K->attend_one(q + (t * nh + h) * d, kc + kh * d, vc + kh * d, slots.data(), n, kvw, d, scale,
+                    sinks ? sinks[h] : 0.f, sinks != nullptr, sc.data(), out + (t * nh + h) * d);
+    }
+  });
+  return undefined(env);
+}
+
+// moe(x, T, k, experts, weights, w1, b1|null, w2, b2|null, numExperts, w1Rows, dOut, act, alpha, limit, out)
+napi_value Moe(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 16);
+  const float* x = typed<float>(env, a.v[0], napi_float32_array, nullptr, "x");
+  int64_t T = int64_t(num(env, a.v[1])), k = int64_t(num(env, a.v[2]));
+  const int32_t* ex = typed<int32_t>(env, a.v[3], napi_int32_array, nullptr, "experts");
+  const float* ew = typed<float>(env, a.v[4], napi_float32_array, nullptr, "weights");
+  Matrix w1 = matrix(env, a.v[5]);
+  const float* b1 = is_null(env, a.v[6]) ? nullptr : typed<float>(env, a.v[6], napi_float32_array, nullptr, "b1");
+  Matrix w2 = matrix(env, a.v[7]);
+  const float* b2 = is_null(env, a.v[8]) ? nullptr : typed<float>(env, a.v[8], napi_float32_array, nullptr, "b2");
+  int64_t E = int64_t(num(env, a.v[9])), R1 = int64_t(num(env, a.v[10])), dOut = int64_t(num(env, a.v[11]));
+  std::string act = str(env, a.v[12]);
+  float alpha = float(num(env, a.v[13])), limit = float(num(env, a.v[14]));
+  float* out = typed<float>(env, a.v[15], napi_float32_array, nullptr, "out");
+  const int64_t dIn = w1.cols;
+  const bool swiglu = act == "swiglu_oai";
+  const int64_t inter = swiglu ? R1 / 2 : R1;
+  if (w2.cols != inter) throw Err{"moe: w2 cols do not match the activation width"};
+  // group (token, slot) picks by expert, in token order
+  std::vector<std::vector<int64_t>> picks(E);
+  for (int64_t i = 0; i < T * k; i++) {
+    if (ex[i] < 0 || ex[i] >= E) throw Err{"moe: expert id out of range"};
+    picks[ex[i]].push_back(i);
+  }
+  std::vector<int64_t> active;
+  for (int64_t e = 0; e < E; e++)
+    if (!picks[e].empty()) active.push_back(e);
+  std::vector<std::vector<float>> xs(active.size()), hs(active.size()), as(active.size()), ys(active.size());
+  std::vector<Segment> seg1, seg2;
+  for (size_t i = 0; i < active.size(); i++) {
+    int64_t e = active[i], n = int64_t(picks[e].size());
+    xs[i].resize(n * dIn);
+    std::vector<float> tmp(n * dIn);
+    for (int64_t j = 0; j < n; j++) std::memcpy(&tmp[j * dIn], x + (picks[e][j] / k) * dIn, dIn * 4);
+    if (w1.format == FMT_MXFP4) deinterleave(tmp.data(), n, dIn, xs[i].data());
+    else xs[i].swap(tmp);
+    hs[i].resize(n * R1);
+    seg1.push_back({row_slice(w1, e * R1), xs[i].data(), n, b1 ? b1 + e * R1 : nullptr, hs[i].data()});
+    seg1.back().w.rows = R1;
+  }
+  run_segments(seg1);
+  for (size_t i = 0; i < active.size(); i++) {
+    int64_t n = int64_t(picks[active[i]].size());
+    std::vector<float> av(n * inter);
+    const float* h = hs[i].data();
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t c = 0; c < inter; c++) {
+        float r;
+        if (swiglu) {
+          float g = h[j * R1 + 2 * c], l = h[j * R1 + 2 * c + 1];
+          g = std::min(g, limit);
+          l = std::max(-limit, std::min(l, limit));
+          r = (g / (1.f + std::exp(-alpha * g))) * (l + 1.f);
+        } else {
+          float v = std::max(0.f, h[j * inter + c]);
+          r = v * v;
+        }
+        av[j * inter + c] = r;
+      }
+    as[i].resize(n * inter);
+    if (w2.format == FMT_MXFP4) deinterleave(av.data(), n, inter, as[i].data());
+    else as[i].swap(av);
+    ys[i].resize(n * dOut);
+    seg2.push_back({row_slice(w2, active[i] * dOut), as[i].data(), n, b2 ? b2 + active[i] * dOut : nullptr, ys[i].data()});
+    seg2.back().w.rows = dOut;
+  }
+  run_segments(seg2);
+  // combine per token in ascending expert order (the same order whatever shares the batch)
+  std::memset(out, 0, T * dOut * 4);
+  for (size_t i = 0; i < active.size(); i++) {
+    const auto& pk = picks[active[i]];
+    for (size_t j = 0; j < pk.size(); j++) {
+      int64_t t = pk[j] / k;
+      float w = ew[pk[j]];
+      const float* y = ys[i].data() + j * dOut;
+      float* o = out + t * dOut;
+      for (int64_t c = 0; c < dOut; c++) o[c] += w * y[c];
+    }
+  }
+  return undefined(env);
+}
+
+void finalize_mapping(napi_env, void* data, void* hint) {
+  munmap(data, size_t(reinterpret_cast<uintptr_t>(hint)));
+}
+
+// mapFile(path) → ArrayBuffer over a read-only private mapping (zero-copy weights)
+napi_value MapFile(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  char path[4096];
+  size_t n;
+  NAPI(napi_get_value_string_utf8(env, a.v[0], path, sizeof path, &n));
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) throw Err{std::string("cannot open ") + path};
+  struct stat st;
+  fstat(fd, &st);
+  size_t size = size_t(st.st_size);
+  void* p = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  close(fd);
+  if (p == MAP_FAILED) throw Err{std::string("cannot map ") + path};
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
+    munmap(p, size);
+    throw Err{"external array buffers are not allowed in this runtime"};
+  }
+  return ab;
+}
+
+#define EXPORT(name, fn)                                                                        \
+  {                                                                                             \
+    napi_value f;                                                                               \
+    napi_create_function(env, name, NAPI_AUTO_LENGTH,                                           \
+                         [](napi_env e, napi_callback_info i) { return wrap(e, i, fn); }, nullptr, &f); \
+    napi_set_named_property(env, exports, name, f);                                             \
+  }
+
+napi_value ModuleInit(napi_env env, napi_value exports) {
+  EXPORT("init", Init);
+  EXPORT("linear", Linear);
+  EXPORT("rmsNorm", RmsNorm);
+  EXPORT("rope", Rope);
+  EXPORT("attention", Attention);
+  EXPORT("moe", Moe);
+  EXPORT("mapFile", MapFile);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, ModuleInit)

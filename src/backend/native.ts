@@ -1,0 +1,136 @@
+/**
+ * The native CPU backend: C++ kernels (native/src) behind the same Backend interface, with
+ * run-time ISA dispatch (AVX-512, AVX2, generic) and a persistent thread pool. Formats the
+ * addon does not know fall back to the reference implementation.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type {
+  AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
+} from './backend.js';
+import { ReferenceBackend } from './reference.js';
+import type { QMatrix } from '../weights/qmatrix.js';
+
+interface Addon {
+  init(threads: number, isa: string): string;
+  linear(x: Float32Array, T: number, w: QMatrix, bias: Float32Array | null, y: Float32Array): void;
+  rmsNorm(x: Float32Array, T: number, w: Float32Array, eps: number, y: Float32Array): void;
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, pos: Int32Array, invFreq: Float32Array,
+    conc: number, rotaryDim: number): void;
+  attention(...args: unknown[]): void;
+  moe(...args: unknown[]): void;
+  mapFile(path: string): ArrayBuffer;
+}
+
+const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tessera.node');
+let addon: Addon | null | undefined;
+let addonError = '';
+
+/** The addon, or null where it is not built or fails to load. */
+export function loadAddon(): Addon | null {
+  if (addon !== undefined) return addon;
+  try {
+    if (!fs.existsSync(ADDON_PATH)) throw new Error(`${ADDON_PATH} is not built (run npm ci)`);
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (e) {
+    addonError = (e as Error).message;
+    addon = null;
+  }
+  return addon;
+}
+
+export function addonLoadError(): string {
+  return addonError;
+}
+
+/** Physical cores (hyperthreads share one core's vector units), at least 1. */
+export function physicalCores(): number {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    const cores = new Set<string>();
+    let phys = '0';
+    for (const line of info.split('\n')) {
+      const [k, v] = line.split(':').map((s) => s?.trim());
+      if (k === 'physical id') phys = v;
+      if (k === 'core id') cores.add(`${phys}:${v}`);
+    }
+    if (cores.size > 0) return cores.size;
+  } catch {
+    /* not Linux */
+  }
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+const NATIVE_FORMATS = new Set(['f32', 'bf16', 'mxfp4', 'int8']);
+
+export class NativeBackend implements Backend {
+  readonly name: string;
+  readonly isa: string;
+  private readonly ref = new ReferenceBackend();
+
+  constructor(private readonly a: Addon, readonly threads: number, isa = 'auto') {
+    this.isa = a.init(threads, isa);
+    this.name = `native-${this.isa}`;
+  }
+
+  embed(ids: Int32Array, table: QMatrix): Float32Array {
+    return this.ref.embed(ids, table);
+  }
+
+  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array {
+    if (!NATIVE_FORMATS.has(w.format)) return this.ref.linear(x, T, w, bias);
+    const y = new Float32Array(T * w.rows);
+    this.a.linear(x, T, w, bias ?? null, y);
+    return y;
+  }
+
+  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array {
+    const y = new Float32Array(T * weight.length);
+    this.a.rmsNorm(x, T, weight, eps, y);
+    return y;
+  }
+
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, rope: RopeSpec): void {
+    this.a.rope(x, T, nHeads, headDim, positions, rope.invFreq, rope.concentration, rope.rotaryDim);
+  }
+
+  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number): KvLayerCache {
+    return this.ref.allocKv(numBlocks, blockSize, nKv, headDim);
+  }
+
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, cache: KvLayerCache,
+    meta: AttentionMeta, o: AttentionOptions): Float32Array {
+    const n = meta.seqs.length;
+    const starts = new Int32Array(n);
+    const lens = new Int32Array(n);
+    const offs = new Int32Array(n);
+    let total = 0;
+    meta.seqs.forEach((s, i) => {
+      starts[i] = s.queryStart;
+      lens[i] = s.queryLen;
+      offs[i] = total;
+      total += s.blockTable.length;
+    });
+    const tables = new Int32Array(total);
+    meta.seqs.forEach((s, i) => tables.set(s.blockTable, offs[i]));
+    const out = new Float32Array(T * o.nHeads * o.headDim);
+    this.a.attention(q, k, v, T, cache.k, cache.v, o.nKv, o.headDim, cache.blockSize, meta.positions,
+      meta.slotMapping, starts, lens, tables, offs, o.nHeads, o.scale, o.window, o.sinks, out);
+    return out;
+  }
+
+  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {
+    if (!NATIVE_FORMATS.has(bank.w1.format) || !NATIVE_FORMATS.has(bank.w2.format)) {
+      return this.ref.moeExperts(x, T, routing, bank);
+    }
+    const out = new Float32Array(T * bank.dOut);
+    const act = bank.activation;
+    this.a.moe(x, T, routing.k, routing.experts, routing.weights, bank.w1, bank.b1, bank.w2, bank.b2,
+      bank.numExperts, bank.w1Rows, bank.dOut, act.kind,
+      act.kind === 'swiglu_oai' ? act.alpha : 0, act.kind === 'swiglu_oai' ? act.limit : 0, out);
+    return out;
+  }
+}

@@ -1,0 +1,133 @@
+/** Every native kernel against the reference backend, on random inputs with odd sizes, per ISA. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReferenceBackend } from '../src/backend/reference.js';
+import { NativeBackend, loadAddon } from '../src/backend/native.js';
+import type { ExpertBank } from '../src/backend/backend.js';
+import { BlockAllocator } from '../src/cache/block-allocator.js';
+import { SequenceCache } from '../src/cache/sequence-cache.js';
+import { packBatch } from '../src/engine/batch.js';
+import { f32ToBf16 } from '../src/weights/dtypes.js';
+import type { QMatrix } from '../src/weights/qmatrix.js';
+
+const addon = loadAddon();
+const ref = new ReferenceBackend();
+
+test('the native addon is built (npm ci builds it)', () => {
+  assert.ok(addon, 'native/build/tessera.node failed to load');
+});
+
+let seed = 12345;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+const randF32 = (n: number, s = 1) => Float32Array.from({ length: n }, () => rnd() * s);
+
+function matrices(rows: number, cols: number): QMatrix[] {
+  const f = randF32(rows * cols);
+  const out: QMatrix[] = [
+    { format: 'f32', rows, cols, data: f },
+    { format: 'bf16', rows, cols, data: Uint16Array.from(f, (v) => f32ToBf16(v)) },
+  ];
+  if (cols % 32 === 0) {
+    out.push({
+      format: 'mxfp4', rows, cols,
+      blocks: Uint8Array.from({ length: rows * cols / 2 }, () => Math.floor((rnd() + 1) * 128) & 255),
+      scales: Uint8Array.from({ length: rows * cols / 32 }, () => 118 + Math.floor((rnd() + 1) * 5)),
+    });
+  }
+  return out;
+}
+
+function close(a: Float32Array, b: Float32Array, what: string, rel = 1e-5) {
+  assert.equal(a.length, b.length, what);
+  let scale = 1e-6;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(a[i] - b[i]) <= rel * scale + 1e-6, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+for (const isa of ['avx512', 'avx2', 'generic']) {
+  test(`native ${isa}: linear / norms / rope / attention / moe match the reference`, (t) => {
+    if (!addon) return assert.fail('addon missing');
+    let be: NativeBackend;
+    try {
+      be = new NativeBackend(addon, 2, isa);
+    } catch (e) {
+      // a CPU without this ISA: the dispatcher must refuse it cleanly (auto never picks it)
+      assert.match((e as Error).message, /lacks/);
+      t.diagnostic(`${isa} not supported here`);
+      return;
+    }
+    for (const [rows, cols] of [[37, 45], [33, 96], [5, 160], [70, 64]]) {
+      for (const w of matrices(rows, cols)) {
+        for (const T of [1, 3, 4, 9]) {
+          const x = randF32(T * cols);
+          const bias = randF32(rows);
+          close(be.linear(x, T, w, bias), ref.linear(x, T, w, bias), `${w.format} ${rows}x${cols} T=${T}`);
+        }
+        // batch invariance: a token's outputs do not depend on the tokens beside it
+        const x = randF32(7 * cols);
+        const all = be.linear(x, 7, w, null);
+        for (const t of [0, 4, 6]) {
+          const one = be.linear(x.slice(t * cols, (t + 1) * cols), 1, w, null);
+          assert.deepEqual(one, all.slice(t * rows, (t + 1) * rows), `${w.format} token ${t} bit-identical`);
+        }
+      }
+    }
+    const H = 48;
+    const xn = randF32(3 * H, 3);
+    const wn = randF32(H);
+    close(be.rmsNorm(xn, 3, wn, 1e-5), ref.rmsNorm(xn, 3, wn, 1e-5), 'rmsNorm');
+    const spec = { invFreq: Float32Array.from([1, 0.3, 0.01, 0.001]), concentration: 1.3, rotaryDim: 8 };
+    const pos = Int32Array.from([0, 7, 300]);
+    const xr1 = randF32(3 * 2 * 8);
+    const xr2 = xr1.slice();
+    be.rope(xr1, 3, 2, 8, pos, spec);
+    ref.rope(xr2, 3, 2, 8, pos, spec);
+    close(xr1, xr2, 'rope', 1e-5);
+
+    // attention: two sequences (one continuing from a cache), GQA, window, sinks
+    const nH = 6, nKv = 2, d = 20;
+    for (const window of [0, 5]) {
+      const mk = (b: typeof ref | NativeBackend) => {
+        const alloc = new BlockAllocator(16);
+        const cache = b.allocKv(16, 4, nKv, d);
+        const s1 = new SequenceCache(alloc, 4);
+        const s2 = new SequenceCache(alloc, 4);
+        let sd = 99;
+        const r = () => ((sd = (sd * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+        const run = (lens: number[]) => {
+          const batch = packBatch([{ cache: s1, tokens: Array(lens[0]).fill(0), logits: 'all' },
+            { cache: s2, tokens: Array(lens[1]).fill(0), logits: 'all' }]);
+          const T = lens[0] + lens[1];
+          const q = Float32Array.from({ length: T * nH * d }, r);
+          const k = Float32Array.from({ length: T * nKv * d }, r);
+          const v = Float32Array.from({ length: T * nKv * d }, r);
+          return b.attention(q, k, v, T, cache, batch, { nHeads: nH, nKv, headDim: d, scale: 0.2, window, sinks: Float32Array.from([0.5, -1, 2, 0, 1, 3]) });
+        };
+        return [run([7, 3]), run([1, 9])];
+      };
+      const [a1, a2] = mk(be);
+      const [b1, b2] = mk(ref);
+      close(a1, b1, `attention step 1 window=${window}`);
+      close(a2, b2, `attention step 2 window=${window}`);
+    }
+
+    // MoE over an MXFP4 bank and a bf16 relu² bank
+    for (const [fmt, act] of [['mxfp4', { kind: 'swiglu_oai', alpha: 1.702, limit: 7 }], ['bf16', { kind: 'relu2' }]] as const) {
+      const E = 5, dIn = 64, I = 32, dOut = 64;
+      const w1Rows = act.kind === 'swiglu_oai' ? 2 * I : I;
+      const pick = (m: QMatrix[]) => m.find((q) => q.format === fmt)!;
+      const bank: ExpertBank = {
+        numExperts: E, dIn, w1Rows, dOut,
+        w1: pick(matrices(E * w1Rows, dIn)), b1: randF32(E * w1Rows),
+        w2: pick(matrices(E * dOut, I)), b2: randF32(E * dOut),
+        activation: act,
+      };
+      const T = 6, k = 2;
+      const routing = { k, experts: Int32Array.from([0, 3, 3, 1, 4, 0, 2, 3, 1, 0, 4, 2]), weights: randF32(T * k) };
+      const x = randF32(T * dIn);
+      close(be.moeExperts(x, T, routing, bank), ref.moeExperts(x, T, routing, bank), `moe ${fmt}`, 2e-5);
+    }
+  });
+}
