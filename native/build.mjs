@@ -43,7 +43,7 @@ function run(args) {
 async function main() {
   const inc = nodeInclude();
   fs.mkdirSync(out, { recursive: true });
-  const common = ['-O3', '-std=c++17', '-fPIC', '-fno-math-errno', '-Wall', '-Wno-unused-function', '-Wno-maybe-uninitialized',
+  const common = ['-O3', '-std=c++17', '-fPIC', '-fno-math-errno', '-ffp-contract=off', '-Wall', '-Wno-unused-function', '-Wno-maybe-uninitialized',
     `-I${inc}`, '-DNODE_GYP_MODULE_NAME=tessera', '-DNAPI_VERSION=8'];
   const objs = units.map(([f]) => path.join(out, f.replace(/\.cpp$/, '.o')));
   // two at a time: the machines have two cores

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -450,7 +451,7 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
   struct stat st;
   fstat(fd, &st);
   size_t size = size_t(st.st_size);
-  void* p = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  void* p = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : nullptr;
   close(fd);
   if (p == MAP_FAILED) throw Err{std::string("cannot map ") + path};
   napi_value ab;
@@ -459,6 +460,36 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
     throw Err{"external array buffers are not allowed in this runtime"};
   }
   return ab;
+}
+
+// readBandwidth(buf, reps) → bytes/s of parallel sequential reads over buf (the decode roofline)
+napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 2);
+  size_t n;
+  const uint8_t* p = typed<uint8_t>(env, a.v[0], napi_uint8_array, &n, "buf");
+  int reps = int(num(env, a.v[1]));
+  const int64_t chunks = pool->size() * 16;
+  const int64_t per = int64_t(n) / chunks / 64 * 64;
+  std::vector<uint64_t> sink(chunks);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; r++) {
+    pool->parallel_for(chunks, [&](int64_t c) {
+      const uint64_t* q = reinterpret_cast<const uint64_t*>(p + c * per);
+      uint64_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+      for (int64_t i = 0; i + 4 <= per / 8; i += 4) {
+        acc0 += q[i];
+        acc1 ^= q[i + 1];
+        acc2 += q[i + 2];
+        acc3 ^= q[i + 3];
+      }
+      sink[c] += acc0 + acc1 + acc2 + acc3;
+    });
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  napi_value r;
+  NAPI(napi_create_double(env, double(per) * chunks * reps / s + double(sink[0] & 1) * 1e-300, &r));
+  return r;
 }
 
 #define EXPORT(name, fn)                                                                        \
@@ -477,6 +508,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("attention", Attention);
   EXPORT("moe", Moe);
   EXPORT("mapFile", MapFile);
+  EXPORT("readBandwidth", ReadBandwidth);
   return exports;
 }
 

@@ -13,6 +13,7 @@ import type {
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import type { QMatrix } from '../weights/qmatrix.js';
+import { SafetensorsFile } from '../weights/safetensors.js';
 
 interface Addon {
   init(threads: number, isa: string): string;
@@ -23,6 +24,7 @@ interface Addon {
   attention(...args: unknown[]): void;
   moe(...args: unknown[]): void;
   mapFile(path: string): ArrayBuffer;
+  readBandwidth(buf: Uint8Array, reps: number): number;
 }
 
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tessera.node');
@@ -35,6 +37,8 @@ export function loadAddon(): Addon | null {
   try {
     if (!fs.existsSync(ADDON_PATH)) throw new Error(`${ADDON_PATH} is not built (run npm ci)`);
     addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    // zero-copy weights: checkpoints are memory-mapped rather than read
+    if (!process.env.TESSERA_NO_MMAP) SafetensorsFile.mapper = (p) => addon!.mapFile(p);
   } catch (e) {
     addonError = (e as Error).message;
     addon = null;

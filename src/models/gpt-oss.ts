@@ -208,6 +208,17 @@ export class GptOssModel implements CausalLM {
     return n;
   }
 
+  /** Weight bytes one decoded token reads: attention, router, top-k experts, the unembedding. */
+  decodeBytesPerToken(): number {
+    const c = this.config;
+    let n = qmatrixBytes(this.lmHead) + qmatrixBytes(this.embedding) / c.vocabSize;
+    for (const L of this.layers) {
+      n += qmatrixBytes(L.wq) + qmatrixBytes(L.wk) + qmatrixBytes(L.wv) + qmatrixBytes(L.wo) + qmatrixBytes(L.router);
+      n += ((qmatrixBytes(L.experts.w1) + qmatrixBytes(L.experts.w2)) / c.nExperts) * c.topK;
+    }
+    return n;
+  }
+
   forward(batch: ForwardBatch, cache: ModelCache): Float32Array {
     const be = this.backend;
     const cfg = this.config;

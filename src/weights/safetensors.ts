@@ -30,6 +30,9 @@ export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata: Record<string, string> = {};
   private fd: number | null = null;
+  private mapping: ArrayBuffer | null | undefined;
+  /** maps a whole file read-only (set by the native backend's loader); null: read instead */
+  static mapper: ((path: string) => ArrayBuffer) | null = null;
 
   constructor(readonly path: string) {
     let size: number;
@@ -112,11 +115,19 @@ export class SafetensorsFile {
     }
   }
 
-  /** Read one tensor's bytes (a fresh, aligned buffer). */
+  /**
+   * One tensor's bytes: a view into the file's memory mapping where one is available (zero
+   * copy; the page cache is the only copy), else a fresh buffer read from the file.
+   */
   read(name: string): StoredTensor {
     const info = this.tensors.get(name);
     if (!info) throw new CheckpointError(`${this.path}: tensor ${name} not found`);
     if (this.fd === null) throw new CheckpointError(`${this.path}: file already closed`);
+    if (this.mapping === undefined) this.mapping = SafetensorsFile.mapper ? SafetensorsFile.mapper(this.path) : null;
+    const elem = Math.min(4, DTYPE_BYTES[info.dtype]);
+    if (this.mapping && info.offset % elem === 0) {
+      return { name, dtype: info.dtype, shape: info.shape.slice(), data: new Uint8Array(this.mapping, info.offset, info.byteLength) };
+    }
     const data = new Uint8Array(info.byteLength);
     let done = 0;
     while (done < info.byteLength) {

@@ -1,0 +1,127 @@
+/**
+ * `tessera bench --model DIR`: prefill, decode (at depth 0 and 4096), batched decode, time to
+ * first token, load time, peak RSS and the decode roofline, on one checkpoint (real shapes,
+ * synthetic weights). Depth is set by filling the KV cache positions without computing them:
+ * attention reads the same number of keys either way, so decode at depth costs what it would.
+ */
+import { createBackend } from '../src/backend/index.js';
+import { loadAddon, NativeBackend } from '../src/backend/native.js';
+import { packBatch } from '../src/engine/batch.js';
+import { argmax } from '../src/engine/runner.js';
+import { GptOssModel } from '../src/models/gpt-oss.js';
+import type { CausalLM } from '../src/models/model.js';
+import { loadModel } from '../src/models/registry.js';
+
+export interface BenchOptions {
+  model: string;
+  backend: string;
+  threads?: number;
+  promptTokens: number;
+  decodeTokens: number;
+  depth: number;
+  batchSizes: number[];
+  batchedSteps: number;
+  log: (line: string) => void;
+}
+
+export interface BenchResult {
+  model: string;
+  backend: string;
+  threads: number;
+  load_s: number;
+  prefill_tokens: number;
+  prefill_tokens_per_s: number;
+  ttft_ms: number;
+  decode_tokens: number;
+  decode_tokens_per_s: number;
+  decode_tokens_per_s_depth_4096: number;
+  depth: number;
+  batched_decode_tokens_per_s: Record<string, number>;
+  peak_rss_bytes: number;
+  bandwidth_gb_per_s: number;
+  weight_bytes_per_token: number;
+  roofline_tokens_per_s: number;
+  roofline_fraction: number;
+}
+
+function randomIds(n: number, V: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => ((s = (s * 1664525 + 1013904223) >>> 0) % Math.min(V, 100000)));
+}
+
+const now = () => performance.now() / 1000;
+
+function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number): number {
+  const cache = model.createCache({ numBlocks: seqs * (Math.ceil((depth + steps + 1) / 16) + 1), blockSize: 16, maxSeqs: seqs });
+  const caches = Array.from({ length: seqs }, () => cache.newSequence());
+  // a one-token prompt per sequence, placed after `depth` already-cached positions
+  for (const c of caches) {
+    c.reserve(depth);
+    c.length = depth;
+  }
+  let next = caches.map((_, i) => [randomIds(1, model.vocabSize, 7 + i)[0]]);
+  let t0 = 0;
+  for (let s = 0; s <= steps; s++) {
+    if (s === 1) t0 = now(); // step 0 warms up
+    const logits = model.forward(packBatch(caches.map((c, i) => ({ cache: c, tokens: next[i], logits: 'last' as const }))), cache);
+    next = caches.map((_, i) => [argmax(logits, i * model.vocabSize, model.vocabSize)]);
+  }
+  const dt = now() - t0;
+  caches.forEach((c) => c.free());
+  return (steps * seqs) / dt;
+}
+
+export function runBench(o: BenchOptions): BenchResult {
+  const backend = createBackend(o.backend, { threads: o.threads });
+  const t0 = now();
+  const model = loadModel(o.model, backend);
+  const loadS = now() - t0;
+  o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights)`);
+
+  // prefill: one prompt of promptTokens, logits for the last position (this is also TTFT)
+  const prompt = randomIds(o.promptTokens, model.vocabSize, 1);
+  const cache = model.createCache({ numBlocks: Math.ceil((o.promptTokens + 1) / 16) + 1, blockSize: 16 });
+  const warm = cache.newSequence();
+  model.forward(packBatch([{ cache: warm, tokens: prompt.slice(0, 8), logits: 'last' }]), cache);
+  warm.free();
+  const seq = cache.newSequence();
+  const tp = now();
+  const logits = model.forward(packBatch([{ cache: seq, tokens: prompt, logits: 'last' }]), cache);
+  argmax(logits);
+  const prefillS = now() - tp;
+  seq.free();
+  const prefill = o.promptTokens / prefillS;
+  o.log(`prefill ${o.promptTokens} tokens: ${prefill.toFixed(2)} tokens/s (time to first token ${(prefillS * 1000).toFixed(0)} ms)`);
+
+  const decode = decodeRun(model, 0, o.decodeTokens, 1);
+  o.log(`decode ${o.decodeTokens} tokens at depth 0: ${decode.toFixed(2)} tokens/s`);
+  const decodeDeep = decodeRun(model, o.depth, Math.max(8, Math.floor(o.decodeTokens / 4)), 1);
+  o.log(`decode at depth ${o.depth}: ${decodeDeep.toFixed(2)} tokens/s`);
+  const batched: Record<string, number> = {};
+  for (const b of o.batchSizes) {
+    batched[String(b)] = decodeRun(model, 128, o.batchedSteps, b);
+    o.log(`batched decode, ${b} sequences: ${batched[String(b)].toFixed(2)} tokens/s`);
+  }
+
+  // the roofline: bytes of weights one decoded token reads, over the machine's read bandwidth
+  const addon = loadAddon();
+  let bw = 0;
+  if (addon && backend instanceof NativeBackend) {
+    const buf = new Uint8Array(1 << 30);
+    buf.fill(1);
+    addon.readBandwidth(buf, 1);
+    bw = addon.readBandwidth(buf, 4);
+  }
+  const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken() : model.weightBytes();
+  const roofline = bw > 0 ? bw / bytesPerToken : 0;
+  const res: BenchResult = {
+    model: o.model, backend: backend.name, threads: backend instanceof NativeBackend ? backend.threads : 1,
+    load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill, ttft_ms: prefillS * 1000,
+    decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
+    batched_decode_tokens_per_s: batched, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    bandwidth_gb_per_s: bw / 1e9, weight_bytes_per_token: bytesPerToken,
+    roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
+  };
+  o.log(`read bandwidth ${(bw / 1e9).toFixed(1)} GB/s; ${(bytesPerToken / 1e9).toFixed(3)} GB of weights per token; roofline ${roofline.toFixed(2)} tokens/s; reached ${(100 * res.roofline_fraction).toFixed(0)}%`);
+  return res;
+}

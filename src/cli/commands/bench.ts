@@ -1,0 +1,28 @@
+/** `tessera bench`: throughput, latency, memory and roofline figures for one checkpoint. */
+import type { Command } from 'commander';
+import { runBench } from '../../../bench/model-bench.js';
+import { parseIntArg } from '../args.js';
+
+export function register(program: Command): void {
+  program.command('bench')
+    .description('measure prefill, decode, batched decode, TTFT, load time, peak RSS and the decode roofline')
+    .requiredOption('--model <dir>', 'checkpoint folder (e.g. from `tessera synth`)')
+    .option('--backend <name>', 'compute backend', 'auto')
+    .option('--threads <n>', 'native threads (default: physical cores)', parseIntArg('--threads', 1))
+    .option('--prompt-tokens <n>', 'prefill prompt length', parseIntArg('--prompt-tokens', 1), 512)
+    .option('--decode-tokens <n>', 'decoded tokens', parseIntArg('--decode-tokens', 1), 128)
+    .option('--depth <n>', 'context depth for the second decode figure', parseIntArg('--depth', 0), 4096)
+    .option('--batch <list>', 'batched decode sizes', '1,4,16')
+    .option('--batched-steps <n>', 'decode steps per batched run', parseIntArg('--batched-steps', 1), 16)
+    .option('--json', 'print one JSON object')
+    .action((o) => {
+      const log = o.json ? (l: string) => process.stderr.write(l + '\n') : (l: string) => process.stdout.write(l + '\n');
+      const res = runBench({
+        model: o.model, backend: o.backend, threads: o.threads, promptTokens: o.promptTokens,
+        decodeTokens: o.decodeTokens, depth: o.depth,
+        batchSizes: String(o.batch).split(',').map((s: string) => parseIntArg('--batch', 1)(s)),
+        batchedSteps: o.batchedSteps, log,
+      });
+      if (o.json) process.stdout.write(JSON.stringify(res) + '\n');
+    });
+}

@@ -1,0 +1,50 @@
+/** `tessera synth` writes a loadable checkpoint in the released layout; `tessera bench` reports every key. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PRESETS } from '../src/weights/synth.js';
+import { runCli, tmpDir } from './helpers.js';
+
+const small = {
+  ...PRESETS['gpt-oss-20b'],
+  hidden_size: 64, intermediate_size: 64, head_dim: 16, num_attention_heads: 4, num_key_value_heads: 2,
+  num_hidden_layers: 2, num_local_experts: 4, num_experts_per_tok: 2, vocab_size: 300, sliding_window: 8,
+};
+
+test('synth --config writes shards + index that load and run', () => {
+  const dir = tmpDir();
+  const cfgFile = path.join(dir, 'in.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(small));
+  const out = path.join(dir, 'ckpt');
+  const r = runCli(['synth', '--config', cfgFile, '--out', out, '--shard-gb', '1']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(fs.existsSync(path.join(out, 'config.json')));
+  assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+  const g = runCli(['generate', '--model', out, '--ids', '1,2,3', '--max-new-tokens', '4', '--json']);
+  assert.equal(g.status, 0, g.stderr);
+  const ids = JSON.parse(g.stdout).output_ids;
+  assert.equal(ids.length, 4);
+  assert.ok(ids.every((i: number) => i >= 0 && i < 300));
+  // logits are finite
+  const lf = path.join(dir, 'l.f32');
+  assert.equal(runCli(['logits', '--model', out, '--ids', '5,6,7,8', '--out', lf]).status, 0);
+  const buf = fs.readFileSync(lf);
+  for (let i = 0; i < buf.length; i += 4) assert.ok(Number.isFinite(buf.readFloatLE(i)));
+
+  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '64', '--batched-steps', '2']);
+  assert.equal(b.status, 0, b.stderr);
+  const res = JSON.parse(b.stdout);
+  for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'decode_tokens_per_s_depth_4096', 'ttft_ms', 'load_s',
+    'peak_rss_bytes', 'bandwidth_gb_per_s', 'weight_bytes_per_token', 'roofline_fraction', 'threads', 'backend']) {
+    assert.ok(k in res, `bench --json lacks ${k}`);
+  }
+  assert.deepEqual(Object.keys(res.batched_decode_tokens_per_s), ['1', '4', '16']);
+  assert.ok(res.decode_tokens_per_s > 0);
+});
+
+test('synth rejects an unknown preset and a missing --out', () => {
+  const r = runCli(['synth', '--preset', 'nope', '--out', tmpDir()]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /unknown preset "nope"/);
+});
