@@ -22,11 +22,13 @@ export interface BenchOptions {
   batchSizes: number[];
   batchedSteps: number;
   log: (line: string) => void;
+  denseWeights?: 'bf16' | 'int8';
 }
 
 export interface BenchResult {
   model: string;
   backend: string;
+  dense_weights: string;
   threads: number;
   load_s: number;
   prefill_tokens: number;
@@ -74,7 +76,7 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number):
 export function runBench(o: BenchOptions): BenchResult {
   const backend = createBackend(o.backend, { threads: o.threads });
   const t0 = now();
-  const model = loadModel(o.model, backend);
+  const model = loadModel(o.model, backend, { denseWeights: o.denseWeights });
   const loadS = now() - t0;
   o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights)`);
 
@@ -115,7 +117,7 @@ export function runBench(o: BenchOptions): BenchResult {
   const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken() : model.weightBytes();
   const roofline = bw > 0 ? bw / bytesPerToken : 0;
   const res: BenchResult = {
-    model: o.model, backend: backend.name, threads: backend instanceof NativeBackend ? backend.threads : 1,
+    model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill, ttft_ms: prefillS * 1000,
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
     batched_decode_tokens_per_s: batched, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,

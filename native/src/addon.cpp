@@ -327,9 +327,11 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   for (size_t s = 0; s < nseq; s++)
     for (int32_t i = 0; i < ql[s]; i++) seq_of[qs[s] + i] = int32_t(s);
   const int64_t group = nh / nkv;
-  pool->parallel_for(T, [&](int64_t t) {
+  // one task per (token, kv head): the q heads of a group share the gathered keys
+  pool->parallel_for(T * nkv, [&](int64_t task) {
     thread_local std::vector<float> sc;
     thread_local std::vector<int32_t> slots;
+    const int64_t t = task / nkv, kh = task % nkv;
     const int32_t s = seq_of[t];
     const int64_t p = pos[t];
     const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
@@ -343,8 +345,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
       int64_t ps = lo + j;
       slots[j] = int32_t(table[ps / bs] * bs + ps % bs);
     }
-    for (int64_t h = 0; h < nh; h++) {
-      int64_t kh = h / group;
+    for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
       K->attend_one(q + (t * nh + h) * d, kc + kh * d, vc + kh * d, slots.data(), n, kvw, d, scale,
                     sinks ? sinks[h] : 0.f, sinks != nullptr, sc.data(), out + (t * nh + h) * d);
     }

@@ -21,6 +21,12 @@ export function decodeRow(m: QMatrix, r: number, out: Float32Array): void {
       for (let c = 0; c < cols; c++) out[c] = bf16ToF32(m.data[base + c]);
       return;
     }
+    case 'int8': {
+      const base = r * cols;
+      const sc = m.rowScale[r];
+      for (let c = 0; c < cols; c++) out[c] = m.data[base + c] * sc;
+      return;
+    }
     case 'mxfp4': {
       const groups = cols >> 5;
       for (let g = 0; g < groups; g++) {

@@ -38,6 +38,24 @@ export class SequenceCache {
     while (this.blocks.length > keep) this.allocator.release(this.blocks.pop()!);
   }
 
+  /** The block pool this sequence draws from (the prefix cache holds its own references in it). */
+  get pool(): BlockAllocator {
+    return this.allocator;
+  }
+
+  /**
+   * Start an empty sequence on shared, already-computed full blocks (a prefix-cache hit): each
+   * block is retained, and the length covers them, so new tokens go into fresh blocks after them.
+   */
+  adoptPrefix(blocks: readonly number[]): void {
+    if (this.length !== 0 || this.blocks.length !== 0) throw new Error('adoptPrefix needs an empty sequence');
+    for (const b of blocks) {
+      this.allocator.retain(b);
+      this.blocks.push(b);
+    }
+    this.length = blocks.length * this.blockSize;
+  }
+
   free(): void {
     for (const b of this.blocks) this.allocator.release(b);
     this.blocks.length = 0;

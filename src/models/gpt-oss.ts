@@ -15,8 +15,9 @@ import { topkSoftmaxRouting } from '../layers/routing.js';
 import { Checkpoint } from '../weights/checkpoint.js';
 import { ConfigReader } from '../weights/config.js';
 import { decodeToF32 } from '../weights/dtypes.js';
-import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes } from '../weights/qmatrix.js';
-import type { CausalLM, ForwardBatch, ModelCache } from './model.js';
+import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes, requantizeInt8 } from '../weights/qmatrix.js';
+import type { CausalLM, ForwardBatch, LoadOptions, ModelCache } from './model.js';
+import { decodeRow } from '../backend/reference.js';
 
 export interface GptOssConfig {
   vocabSize: number;
@@ -149,10 +150,12 @@ export class GptOssModel implements CausalLM {
     this.rope = config.yarn ? yarnRope(config.headDim, config.ropeTheta, config.yarn) : plainRope(config.headDim, config.ropeTheta);
   }
 
-  static load(ckpt: Checkpoint, backend: Backend): GptOssModel {
+  static load(ckpt: Checkpoint, backend: Backend, opts: LoadOptions = {}): GptOssModel {
     const cfg = parseGptOssConfig(new ConfigReader(ckpt.config, ckpt.configPath));
     const { hidden: H, intermediate: I, headDim: d, nHeads, nKv, nExperts: E, vocabSize: V } = cfg;
-    const dense = (name: string, shape: number[]) => denseMatrix(ckpt.tensor(name, [...DENSE], shape));
+    const raw = (name: string, shape: number[]) => denseMatrix(ckpt.tensor(name, [...DENSE], shape));
+    // projections and the unembedding may be re-quantised; the embedding is only gathered
+    const dense = opts.denseWeights === 'int8' ? (name: string, shape: number[]) => requantizeInt8(raw(name, shape), decodeRow) : raw;
     const vec = (name: string, n: number) => {
       const t = ckpt.tensor(name, [...DENSE], [n]);
       return decodeToF32(t.dtype, t.data, name);
@@ -188,7 +191,7 @@ export class GptOssModel implements CausalLM {
     }
     return new GptOssModel(
       backend, cfg,
-      dense('model.embed_tokens.weight', [V, H]),
+      raw('model.embed_tokens.weight', [V, H]),
       layers,
       vec('model.norm.weight', H),
       dense('lm_head.weight', [V, H]),

@@ -38,3 +38,9 @@ export interface CausalLM {
   /** bytes of weights held */
   weightBytes(): number;
 }
+
+/** Choices made when a checkpoint is loaded. */
+export interface LoadOptions {
+  /** keep dense weights as stored (exact), or re-quantise them to int8 (≈ q8_0 bytes, not exact) */
+  denseWeights?: 'bf16' | 'int8';
+}

@@ -3,12 +3,12 @@ import type { Backend } from '../backend/backend.js';
 import { CheckpointError } from '../util/errors.js';
 import { Checkpoint } from '../weights/checkpoint.js';
 import { GptOssModel } from './gpt-oss.js';
-import type { CausalLM } from './model.js';
+import type { CausalLM, LoadOptions } from './model.js';
 
-export type ModelLoader = (ckpt: Checkpoint, backend: Backend) => CausalLM;
+export type ModelLoader = (ckpt: Checkpoint, backend: Backend, opts?: LoadOptions) => CausalLM;
 
 const LOADERS = new Map<string, ModelLoader>([
-  ['gpt_oss', (c, b) => GptOssModel.load(c, b)],
+  ['gpt_oss', (c, b, o) => GptOssModel.load(c, b, o)],
 ]);
 
 export function registerModel(modelType: string, loader: ModelLoader): void {
@@ -20,7 +20,7 @@ export function supportedModelTypes(): string[] {
 }
 
 /** Open a checkpoint folder and build its model on `backend`. */
-export function loadModel(dir: string, backend: Backend): CausalLM {
+export function loadModel(dir: string, backend: Backend, opts: LoadOptions = {}): CausalLM {
   const ckpt = new Checkpoint(dir);
   try {
     const mt = ckpt.config.model_type;
@@ -31,7 +31,7 @@ export function loadModel(dir: string, backend: Backend): CausalLM {
         `${ckpt.configPath}: unknown model_type "${mt}" (supported: ${supportedModelTypes().join(', ')})`,
       );
     }
-    return loader(ckpt, backend);
+    return loader(ckpt, backend, opts);
   } finally {
     ckpt.close(); // every tensor the model needs has been read
   }

@@ -11,7 +11,9 @@ export type QMatrix =
   | { format: 'f32'; rows: number; cols: number; data: Float32Array }
   | { format: 'bf16'; rows: number; cols: number; data: Uint16Array }
   /** MXFP4: per row, cols/32 blocks of 16 bytes (2 e2m1 codes each, low nibble first) + one E8M0 scale */
-  | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array };
+  | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array }
+  /** int8 re-quantisation of a dense matrix (`--dense-weights int8`): value = data · rowScale[row] */
+  | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array };
 
 export type QFormat = QMatrix['format'];
 
@@ -21,6 +23,7 @@ export function qmatrixBytes(m: QMatrix): number {
     case 'f32': return m.data.byteLength;
     case 'bf16': return m.data.byteLength;
     case 'mxfp4': return m.blocks.byteLength + m.scales.byteLength;
+    case 'int8': return m.data.byteLength + m.rowScale.byteLength;
   }
 }
 
@@ -68,5 +71,29 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
       const g = m.cols / 32;
       return { ...m, rows: n, blocks: m.blocks.subarray(r0 * g * 16, (r0 + n) * g * 16), scales: m.scales.subarray(r0 * g, (r0 + n) * g) };
     }
+    case 'int8':
+      return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols), rowScale: m.rowScale.subarray(r0, r0 + n) };
   }
+}
+
+/**
+ * Re-quantise a dense matrix to int8 with one absmax scale per row (bytes per weight ≈ 1, as
+ * llama.cpp's q8_0). This changes the weights: it is an opt-in speed/size trade, not exact.
+ */
+export function requantizeInt8(m: QMatrix, decodeRow: (m: QMatrix, r: number, out: Float32Array) => void): QMatrix {
+  if (m.format === 'mxfp4' || m.format === 'int8') return m;
+  const data = new Int8Array(m.rows * m.cols);
+  const rowScale = new Float32Array(m.rows);
+  const row = new Float32Array(m.cols);
+  for (let r = 0; r < m.rows; r++) {
+    decodeRow(m, r, row);
+    let amax = 0;
+    for (let c = 0; c < m.cols; c++) amax = Math.max(amax, Math.abs(row[c]));
+    const scale = amax / 127;
+    rowScale[r] = scale;
+    const inv = scale > 0 ? 1 / scale : 0;
+    const o = r * m.cols;
+    for (let c = 0; c < m.cols; c++) data[o + c] = Math.round(row[c] * inv);
+  }
+  return { format: 'int8', rows: m.rows, cols: m.cols, data, rowScale };
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { runBench } from '../../../bench/model-bench.js';
 import { parseIntArg } from '../args.js';
+import { InputError } from '../../util/errors.js';
 
 export function register(program: Command): void {
   program.command('bench')
@@ -14,14 +15,16 @@ export function register(program: Command): void {
     .option('--depth <n>', 'context depth for the second decode figure', parseIntArg('--depth', 0), 4096)
     .option('--batch <list>', 'batched decode sizes', '1,4,16')
     .option('--batched-steps <n>', 'decode steps per batched run', parseIntArg('--batched-steps', 1), 16)
+    .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--json', 'print one JSON object')
     .action((o) => {
+      if (o.denseWeights !== 'bf16' && o.denseWeights !== 'int8') throw new InputError(`--dense-weights: expected bf16 or int8, got "${o.denseWeights}"`);
       const log = o.json ? (l: string) => process.stderr.write(l + '\n') : (l: string) => process.stdout.write(l + '\n');
       const res = runBench({
         model: o.model, backend: o.backend, threads: o.threads, promptTokens: o.promptTokens,
         decodeTokens: o.decodeTokens, depth: o.depth,
         batchSizes: String(o.batch).split(',').map((s: string) => parseIntArg('--batch', 1)(s)),
-        batchedSteps: o.batchedSteps, log,
+        batchedSteps: o.batchedSteps, log, denseWeights: o.denseWeights,
       });
       if (o.json) process.stdout.write(JSON.stringify(res) + '\n');
     });
