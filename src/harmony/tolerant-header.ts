@@ -15,6 +15,8 @@ const BARE_CONTENT_TYPES = new Set(['json', 'code']);
 const BARE_RECIPIENT = /^(functions\.[^\s<]+|browser\.[^\s<]+|python|container\.[^\s<]+)$/;
 const NAME_CHARS = /^[A-Za-z0-9_.\-:\/]+/;
 const CONTENT_TYPE_SUFFIX = /^[A-Za-z0-9_.+\-/]*/;
+/** content types written after `<|constrain|>`; a known one is taken even when text follows it */
+const KNOWN_CONTENT_TYPES = ['json', 'code', 'text', 'python', 'markdown', 'yaml', 'xml', 'html'];
 
 export interface TolerantHeader {
   role: Role;
@@ -120,7 +122,10 @@ export function parseTolerantHeader(text: string, knownRole: Role | null, comple
       continue;
     }
     if (contentType === null && w.startsWith(FORMATTING_TOKENS.constrain)) {
-      const sfx = CONTENT_TYPE_SUFFIX.exec(w.slice(FORMATTING_TOKENS.constrain.length))![0];
+      const after = w.slice(FORMATTING_TOKENS.constrain.length);
+      const known = KNOWN_CONTENT_TYPES.filter((t) => after.startsWith(t)).sort((a, b) => b.length - a.length)[0];
+      // an unknown type only in a complete header: in a cut-short one the word is more likely content
+      const sfx = known ?? (complete ? CONTENT_TYPE_SUFFIX.exec(after)![0] : '');
       contentType = FORMATTING_TOKENS.constrain + sfx;
       const used = FORMATTING_TOKENS.constrain.length + sfx.length;
       if (used < w.length) { leftoverFrom = word.start + used; break; }
