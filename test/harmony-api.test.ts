@@ -124,3 +124,20 @@ test('responses: invalid requests name the field', () => {
     assert.throws(() => mapResponses(body, OPTS), (e: unknown) => e instanceof InputError && re.test(e.message), JSON.stringify(body));
   }
 });
+
+test('parsed output → Chat Completions message/deltas and Responses items', async () => {
+  const { toChatCompletionMessage, chatFinishReason, chatDelta, toResponsesOutput } = await import('../src/harmony/api-output.js');
+  const parsed = { reasoning: 'R', content: '', toolCalls: [{ id: 'call_1', name: 'f', arguments: '{"a":1}' }], malformed: false };
+  assert.deepEqual(toChatCompletionMessage(parsed), {
+    role: 'assistant', content: null, reasoning_content: 'R',
+    tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }],
+  });
+  assert.equal(chatFinishReason(parsed, 'stop'), 'tool_calls');
+  assert.equal(chatFinishReason({ ...parsed, toolCalls: [] }, 'length'), 'length');
+  assert.deepEqual(chatDelta({ type: 'tool_call_arguments', index: 0, delta: '{' }), { tool_calls: [{ index: 0, function: { arguments: '{' } }] });
+  assert.deepEqual(chatDelta({ type: 'reasoning', delta: 'x' }), { reasoning_content: 'x' });
+  let n = 0;
+  const items = toResponsesOutput({ ...parsed, content: 'done' }, (p) => `${p}_${n++}`);
+  assert.deepEqual(items.map((i) => i.type), ['reasoning', 'function_call', 'message']);
+  assert.equal((items[1] as { call_id: string }).call_id, 'call_1');
+});
