@@ -99,8 +99,8 @@ export function parseTolerantHeader(text: string, knownRole: Role | null, comple
   } else if (ws[k] && isRole(ws[k].text)) {
     role = ws[k].text as Role;
     consume(ws[k]);
-  } else if (ws[k] && (ws[k].text.includes('.') || ws[k + 1]?.text.startsWith('to=')) && !ws[k].text.startsWith('to=') && !ws[k].text.startsWith(FORMATTING_TOKENS.constrain)) {
-    // `browser.search to=assistant`: a tool speaking
+  } else if (ws[k] && ws[k + 1]?.text.startsWith('to=') && !ws[k].text.startsWith('to=') && !ws[k].text.startsWith(FORMATTING_TOKENS.constrain)) {
+    // `browser.search to=assistant`: a tool speaking (only with a recipient: a lone word is more likely text)
     role = 'tool';
     name = ws[k].text;
     consume(ws[k]);
@@ -149,6 +149,10 @@ export function parseTolerantHeader(text: string, knownRole: Role | null, comple
   if (leftoverFrom >= 0) {
     leftover = rest.slice(leftoverFrom);
     malformed = true;
+  } else {
+    // whitespace after the last structural word: the model's separator, or content that slipped
+    // into the header when `<|message|>` moved; kept so that no byte is lost
+    leftover = rest.slice(prevEnd);
   }
   return { role, name, channel, recipient, contentType, leftover, malformed };
 }
