@@ -160,7 +160,10 @@ export class HarmonyCaseRunner {
     if (typeof input.tokens_file === 'string') {
       return fs.readFileSync(path.join(dir, input.tokens_file), 'utf8').split(/\s+/).filter((s) => s !== '').map(Number);
     }
-    return fail('input has neither tokens nor tokens_file');
+    // README: tokens == encode(text, allowed_special=all); used when no ids are given
+    if (typeof input.text === 'string') return this.tokenizer.encode(input.text, { allowedSpecial: 'all' });
+    if (typeof input.text_file === 'string') return this.tokenizer.encode(fs.readFileSync(path.join(dir, input.text_file), 'utf8'), { allowedSpecial: 'all' });
+    return fail('input has no tokens, tokens_file or text');
   }
 
   private parse(input: Obj, expected: Obj, dir: string): string {
