@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { register as bench } from './bench.js';
+import { register as render } from './render.js';
 import { register as synth } from './synth.js';
 
 export type CommandRegistrar = (program: Command) => void;
@@ -11,4 +12,5 @@ export type CommandRegistrar = (program: Command) => void;
 export const COMMANDS: CommandRegistrar[] = [
   synth,
   bench,
+  render,
 ];
