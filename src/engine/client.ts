@@ -10,9 +10,13 @@ import type { Engine, EngineStats, RequestOutput, TokenConstraint } from './engi
 import type { SamplingParams } from './sampling.js';
 
 /** A constraint that can cross threads: built into a TokenConstraint where the engine runs. */
-export type ConstraintSpec =
+export type ConstraintSpec = (
   | { type: 'json_object' }
-  | { type: 'json_schema'; schema: Record<string, unknown> };
+  | { type: 'json_schema'; schema: Record<string, unknown> }
+) & {
+  /** the constraint starts once these tokens have been generated (see ChatFormat.constrainedContentGate) */
+  gate?: number[];
+};
 
 export interface GenerateInput {
   prompt: number[];

@@ -3,14 +3,25 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/index.js';
 import { loadModel } from '../models/registry.js';
 import { resolveEngineOptions } from './config.js';
-import { Engine } from './engine.js';
+import { Engine, type TokenConstraint } from './engine.js';
+import { constraintFactory } from '../constrain/index.js';
+import { loadTokenizer } from '../tokenizer/index.js';
+import type { ConstraintFactory, ConstraintSpec } from './client.js';
 import type { FromWorker, ToWorker, WorkerEngineOptions } from './worker-engine.js';
 
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
 
+/** The vocabulary for constrained decoding is loaded on first use. */
+let factory: ConstraintFactory | null = null;
+async function makeConstraint(dir: string, spec: ConstraintSpec): Promise<TokenConstraint> {
+  factory ??= constraintFactory(await loadTokenizer(dir));
+  return factory(spec);
+}
+
+const opts = workerData as WorkerEngineOptions;
+
 function main(): void {
-  const opts = workerData as WorkerEngineOptions;
   let engine: Engine;
   try {
     const backend = createBackend(opts.backend ?? 'auto', { threads: opts.threads });
@@ -47,13 +58,23 @@ function main(): void {
 
   port.on('message', (msg: ToWorker) => {
     switch (msg.type) {
-      case 'add':
+      case 'add': {
+        const fail = (e: unknown) => post({ type: 'outputs', outputs: [{ id: msg.id, tokens: [], finishReason: 'error', error: e instanceof Error ? e.message : String(e) }] });
+        const spec = msg.input.constraint;
+        if (spec) {
+          makeConstraint(opts.modelDir, spec).then((constraint) => {
+            try {
+              engine.add({ id: msg.id, prompt: msg.input.prompt, sampling: msg.input.sampling, constraint });
+              kick();
+            } catch (e) { fail(e); }
+          }, fail);
+          break;
+        }
         try {
           engine.add({ id: msg.id, prompt: msg.input.prompt, sampling: msg.input.sampling });
-        } catch (e) {
-          post({ type: 'outputs', outputs: [{ id: msg.id, tokens: [], finishReason: 'error', error: e instanceof Error ? e.message : String(e) }] });
-        }
+        } catch (e) { fail(e); }
         break;
+      }
       case 'abort':
         engine.abort(msg.id);
         break;

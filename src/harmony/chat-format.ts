@@ -61,6 +61,12 @@ export class HarmonyChatFormat implements ChatFormat {
     return this.render(mapResponses(body as Obj, this.mapping()));
   }
 
+  /** JSON output constraints start at the final answer: `<|channel|>final<|message|>` */
+  constrainedContentGate(): number[] {
+    const t = this.renderer.tokens;
+    return [t.channel, ...this.tokenizer.encode('final'), t.message];
+  }
+
   createParser(opts: OutputParserOptions = {}): OutputParser {
     return new HarmonyOutputParser(this.tokenizer, { newCallId: this.opts.newCallId, ...opts }, this.renderer.tokens);
   }

@@ -1,7 +1,7 @@
 /** The built-in o200k_harmony tokenizer (gpt-oss), loaded once. */
+import { O200kTokenizer } from '../tokenizer/o200k.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { TesseraError } from '../util/errors.js';
 
 export function harmonyTokenizer(_modelDir?: string): Tokenizer {
-  throw new TesseraError('the o200k_harmony tokenizer is not built in yet');
+  return O200kTokenizer.harmony();
 }

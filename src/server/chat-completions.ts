@@ -7,7 +7,7 @@ import type { Usage } from '../engine/engine.js';
 import { HttpError, toHttp } from './errors.js';
 import { asBody, bool, checkModel, includeUsage, intIn, responseFormat, sampling, stops } from './request.js';
 import { SseStream } from './sse.js';
-import { nowSeconds, type ServerContext } from './context.js';
+import { gated, nowSeconds, type ServerContext } from './context.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** One entry of `logprobs.content` (token text, its bytes and the top alternatives). */
@@ -42,7 +42,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   const stream = bool(body, 'stream');
   const n = intIn(body, 'n', 1, 16, 1);
   const withUsage = includeUsage(body);
-  const constraint = responseFormat(body.response_format);
+  const constraint = gated(ctx, responseFormat(body.response_format));
   const stop = stops(body);
   const prompt = ctx.format.renderChatCompletion(body);
   const base = sampling(body, ctx.limits, prompt.ids.length);
@@ -57,7 +57,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   });
 
   if (!stream) {
-    request.raw.on('close', () => { if (!reply.sent) ac.abort(); });
+    reply.raw.on('close', () => { if (!reply.raw.writableEnded) ac.abort(); }); // the client went away
     const results = await Promise.all(runs.map(async (it) => {
       const timer = ctx.metrics.timer();
       const lps: TokenInfo[] = [];

@@ -62,7 +62,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const reason = (r: string) => (r === 'abort' || r === 'error' ? 'stop' : r);
 
   if (!stream) {
-    request.raw.on('close', () => { if (!reply.sent) ac.abort(); });
+    reply.raw.on('close', () => { if (!reply.raw.writableEnded) ac.abort(); }); // the client went away
     const results = await Promise.all(runs.map(async (it) => {
       const timer = ctx.metrics.timer();
       const lps: TokenInfo[] = [];

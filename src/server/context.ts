@@ -14,3 +14,10 @@ export interface ServerContext {
 }
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** A response-format constraint starts where the format's answer starts (after reasoning). */
+export function gated<T extends object | undefined>(ctx: ServerContext, c: T): T {
+  if (!c) return c;
+  const gate = ctx.format.constrainedContentGate?.();
+  return gate && gate.length > 0 ? { ...c, gate } : c;
+}

@@ -4,6 +4,7 @@ import type { ConstraintSpec } from '../engine/client.js';
 import { samplingFromRequest, type SamplingParams } from '../engine/sampling.js';
 import { parseStop } from '../api/stop-strings.js';
 import { HttpError } from './errors.js';
+import { compileSchema } from '../constrain/json-schema-grammar.js';
 
 export type Body = Record<string, unknown>;
 
@@ -78,6 +79,7 @@ export function checkSchema(schema: unknown, field: string): Record<string, unkn
   } catch (e) {
     throw new HttpError(400, `${field}: invalid JSON schema: ${(e as Error).message}`, 'invalid_request_error', null, field);
   }
+  compileSchema(schema, field); // can constrained decoding enforce it? (errors name the keyword)
   return schema as Record<string, unknown>;
 }
 

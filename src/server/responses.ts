@@ -6,7 +6,7 @@ import type { Usage } from '../engine/engine.js';
 import { HttpError } from './errors.js';
 import { asBody, bool, checkModel, sampling, textFormat } from './request.js';
 import { SseStream } from './sse.js';
-import { nowSeconds, type ServerContext } from './context.js';
+import { gated, nowSeconds, type ServerContext } from './context.js';
 
 type Item = Record<string, unknown> & { type: string; id: string };
 
@@ -96,7 +96,7 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
     throw new HttpError(400, 'previous_response_id: stored responses are not kept by this server; send the whole conversation in `input`', 'invalid_request_error', null, 'previous_response_id');
   }
   const stream = bool(body, 'stream');
-  const constraint = textFormat(body.text);
+  const constraint = gated(ctx, textFormat(body.text));
   const prompt = ctx.format.renderResponses(body);
   const s = sampling(body, ctx.limits, prompt.ids.length);
   ctx.metrics.promptTokens.inc(prompt.ids.length);
@@ -122,7 +122,7 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
     emit('response.created', { response: shell('in_progress') });
     emit('response.in_progress', { response: shell('in_progress') });
   } else {
-    request.raw.on('close', () => { if (!reply.sent) ac.abort(); });
+    reply.raw.on('close', () => { if (!reply.raw.writableEnded) ac.abort(); }); // the client went away
   }
   const timer = ctx.metrics.timer();
   let done: Extract<ChatStreamEvent, { type: 'done' }> | undefined;
