@@ -10,6 +10,7 @@ import { register as benchServe } from './bench-serve.js';
 import { register as serve } from './serve.js';
 import { register as chat } from './chat.js';
 import { register as tokenize } from './tokenize.js';
+import { register as benchTokenizer } from './bench-tokenizer.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
@@ -21,4 +22,5 @@ export const COMMANDS: CommandRegistrar[] = [
   serve,
   chat,
   tokenize,
+  benchTokenizer,
 ];
