@@ -12,6 +12,7 @@ import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
+import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import type { QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 
@@ -136,5 +137,26 @@ export class NativeBackend implements Backend {
       bank.numExperts, bank.w1Rows, bank.dOut, act.kind,
       act.kind === 'swiglu_oai' ? act.alpha : 0, act.kind === 'swiglu_oai' ? act.limit : 0, out);
     return out;
+  }
+
+  // Mamba-2 ops: the reference implementation until native kernels exist
+  allocMambaState(numSlots: number, convDim: number, convKernel: number, nHeads: number, headDim: number,
+    stateSize: number): MambaLayerState {
+    return this.ref.allocMambaState(numSlots, convDim, convKernel, nHeads, headDim, stateSize);
+  }
+
+  causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
+    state: MambaLayerState, meta: StateMeta): Float32Array {
+    return this.ref.causalConv1d(x, T, weight, bias, state, meta);
+  }
+
+  ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number, A: Float32Array,
+    D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta, opts: SsmScanOptions): Float32Array {
+    return this.ref.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+  }
+
+  gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
+    eps: number): Float32Array {
+    return this.ref.gatedRmsNorm(y, z, T, weight, groupSize, eps);
   }
 }

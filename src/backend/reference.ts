@@ -8,6 +8,8 @@ import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
+import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
+import * as mamba from './reference-mamba.js';
 
 /** Decode row r of a stored matrix into `out` (length cols) as f32. */
 export function decodeRow(m: QMatrix, r: number, out: Float32Array): void {
@@ -204,6 +206,27 @@ export class ReferenceBackend implements Backend {
       }
     }
     return out;
+  }
+
+  // Mamba-2 ops (reference-mamba.ts)
+  allocMambaState(numSlots: number, convDim: number, convKernel: number, nHeads: number, headDim: number,
+    stateSize: number): MambaLayerState {
+    return mamba.allocMambaState(numSlots, convDim, convKernel, nHeads, headDim, stateSize);
+  }
+
+  causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
+    state: MambaLayerState, meta: StateMeta): Float32Array {
+    return mamba.causalConv1d(x, T, weight, bias, state, meta);
+  }
+
+  ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number, A: Float32Array,
+    D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta, opts: SsmScanOptions): Float32Array {
+    return mamba.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+  }
+
+  gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
+    eps: number): Float32Array {
+    return mamba.gatedRmsNorm(y, z, T, weight, groupSize, eps);
   }
 }
 
