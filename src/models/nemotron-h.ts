@@ -86,6 +86,7 @@ export class NemotronHModel implements CausalLM {
   readonly vocabSize: number;
   readonly maxContext: number;
   readonly eosTokenIds: number[];
+  readonly hiddenSize: number;
 
   private constructor(
     readonly backend: Backend,
@@ -99,6 +100,12 @@ export class NemotronHModel implements CausalLM {
     this.vocabSize = config.vocabSize;
     this.maxContext = config.maxPositions;
     this.eosTokenIds = config.eosTokenIds;
+    this.hiddenSize = config.hidden;
+  }
+
+  /** true when the checkpoint carries an MTP head (speculative decoding) */
+  get hasMtp(): boolean {
+    return this.mtp !== null;
   }
 
   static load(ckpt: Checkpoint, backend: Backend, _opts: LoadOptions = {}): NemotronHModel {
