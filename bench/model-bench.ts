@@ -114,7 +114,9 @@ export function runBench(o: BenchOptions): BenchResult {
     addon.readBandwidth(buf, 1);
     bw = addon.readBandwidth(buf, 4);
   }
-  const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken() : model.weightBytes();
+  const perToken = (model as Partial<{ decodeBytesPerToken(): number }>).decodeBytesPerToken;
+  const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken()
+    : perToken ? perToken.call(model) : model.weightBytes();
   const roofline = bw > 0 ? bw / bytesPerToken : 0;
   const res: BenchResult = {
     model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', threads: backend instanceof NativeBackend ? backend.threads : 1,

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { InputError } from '../util/errors.js';
 import type { DType } from './dtypes.js';
 import { DTYPE_BYTES } from './dtypes.js';
+import { NEMOTRON_PRESETS, nemotronHSpec } from './synth-nemotron.js';
 
 export interface SynthTensor {
   name: string;
@@ -38,6 +39,7 @@ const GPT_OSS_BASE = {
 export const PRESETS: Record<string, Record<string, unknown>> = {
   'gpt-oss-20b': { ...GPT_OSS_BASE, num_hidden_layers: 24, num_local_experts: 32 },
   'gpt-oss-120b': { ...GPT_OSS_BASE, num_hidden_layers: 36, num_local_experts: 128 },
+  ...NEMOTRON_PRESETS,
 };
 
 /** E8M0 byte whose MXFP4 values have RMS ≈ 1/√fanIn (e2m1 codes have RMS ≈ 2.93). */
@@ -204,5 +206,6 @@ export function synthSpecFor(presetOrConfig: string | Record<string, unknown>): 
   if (!config) throw new InputError(`--preset: unknown preset "${presetOrConfig}" (known: ${Object.keys(PRESETS).join(', ')})`);
   const mt = config.model_type;
   if (mt === 'gpt_oss') return gptOssSpec(config);
-  throw new InputError(`synth: model_type "${String(mt)}" has no synthetic layout yet (supported: gpt_oss)`);
+  if (mt === 'nemotron_h') return nemotronHSpec(config);
+  throw new InputError(`synth: model_type "${String(mt)}" has no synthetic layout yet (supported: gpt_oss, nemotron_h)`);
 }
