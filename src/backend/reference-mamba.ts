@@ -127,6 +127,7 @@ export function chunkedScan(g: ScanSegment, A: Float32Array, D: Float32Array, S:
   const cb = new Float64Array(L * L);
   const cs = new Float64Array(L);
   const sc = new Float64Array(P * N);
+  const yrow = new Float64Array(P);
   for (let c0 = 0; c0 < g.n; c0 += L) {
     const len = Math.min(L, g.n - c0);
     const tb = g.t0 + c0;
@@ -152,18 +153,21 @@ export function chunkedScan(g: ScanSegment, A: Float32Array, D: Float32Array, S:
           const t = tb + j;
           const co = t * GN + grp * N;
           const decay0 = Math.exp(cs[j]);
+          // carried-state term, then the intra-chunk terms (one coefficient per (j, s), a row of x each)
           for (let p = 0; p < P; p++) {
             let acc = 0;
             const sp = so + p * N;
             for (let k = 0; k < N; k++) acc += S[sp + k] * C[co + k];
-            acc *= decay0;
-            for (let s = 0; s <= j; s++) {
-              const ts = tb + s;
-              acc += Math.exp(cs[j] - cs[s]) * cb[j * L + s] * delta[ts * nh + h] * x[(ts * nh + h) * P + p];
-            }
-            const xv = x[(t * nh + h) * P + p];
-            y[(t * nh + h) * P + p] = acc + D[h] * xv;
+            yrow[p] = acc * decay0;
           }
+          for (let s = 0; s <= j; s++) {
+            const ts = tb + s;
+            const w = Math.exp(cs[j] - cs[s]) * cb[j * L + s] * delta[ts * nh + h];
+            const xo = (ts * nh + h) * P;
+            for (let p = 0; p < P; p++) yrow[p] += w * x[xo + p];
+          }
+          const yo = (t * nh + h) * P;
+          for (let p = 0; p < P; p++) y[yo + p] = yrow[p] + D[h] * x[yo + p];
         }
         // state after the chunk
         const end = cs[len - 1];
