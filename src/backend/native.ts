@@ -26,6 +26,9 @@ interface Addon {
   moe(...args: unknown[]): void;
   mapFile(path: string): ArrayBuffer;
   readBandwidth(buf: Uint8Array, reps: number): number;
+  /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
+  mambaConv?(...args: unknown[]): void;
+  ssmScan?(...args: unknown[]): void;
 }
 
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tessera.node');
@@ -169,16 +172,39 @@ export class NativeBackend implements Backend {
 
   causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
     state: MambaLayerState, meta: StateMeta): Float32Array {
-    return this.ref.causalConv1d(x, T, weight, bias, state, meta);
+    if (!this.a.mambaConv) return this.ref.causalConv1d(x, T, weight, bias, state, meta);
+    const out = new Float32Array(T * state.convDim);
+    const s = mambaSegs(meta);
+    this.a.mambaConv(x, T, state.convDim, state.convKernel, weight, bias, state.conv, s.starts, s.lens, s.slots, s.fresh, out);
+    return out;
   }
 
   ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number, A: Float32Array,
     D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta, opts: SsmScanOptions): Float32Array {
-    return this.ref.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+    if (!this.a.ssmScan) return this.ref.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+    const y = new Float32Array(T * opts.nHeads * opts.headDim);
+    const s = mambaSegs(meta);
+    this.a.ssmScan(x, dt, B, C, T, A, D, dtBias, state.ssm, s.starts, s.lens, s.slots, s.fresh, opts.nHeads, opts.headDim,
+      opts.nGroups, opts.stateSize, opts.chunkSize, opts.dtMin, opts.dtMax, y);
+    return y;
   }
 
   gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
     eps: number): Float32Array {
     return this.ref.gatedRmsNorm(y, z, T, weight, groupSize, eps);
   }
+}
+
+/** The batch's sequences as the Mamba kernels take them. */
+function mambaSegs(meta: StateMeta) {
+  const n = meta.seqs.length;
+  const starts = new Int32Array(n);
+  const lens = new Int32Array(n);
+  const fresh = new Uint8Array(n);
+  meta.seqs.forEach((s, i) => {
+    starts[i] = s.queryStart;
+    lens[i] = s.queryLen;
+    fresh[i] = s.ctxLen === s.queryLen ? 1 : 0;
+  });
+  return { starts, lens, slots: meta.stateSlots, fresh };
 }
