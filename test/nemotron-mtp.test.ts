@@ -32,9 +32,11 @@ for (const dir of mtpDirs) {
       const plain = greedyGenerate(model, c.input_ids, n + 5);
       assert.deepEqual(plain.slice(0, n), c.greedy.output_ids);
       for (const k of [1, 2, 4]) {
-        const r = speculativeGreedy(model, c.input_ids, n + 5, k);
-        assert.deepEqual(r.tokens, plain, `${c.name} k=${k}`);
-        assert.ok(r.accepted <= r.drafted && r.drafted > 0);
+        for (const rollback of ['keep', 'rerun'] as const) {
+          const r = speculativeGreedy(model, c.input_ids, n + 5, k, { rollback });
+          assert.deepEqual(r.tokens, plain, `${c.name} k=${k} ${rollback}`);
+          assert.ok(r.accepted <= r.drafted && r.drafted > 0);
+        }
       }
     }
   });
@@ -60,9 +62,12 @@ for (const dir of mtpDirs) {
         if (bad < o.length) o[bad] = (o[bad] + 1) % model.vocabSize;
         return o;
       };
-      const r = speculativeGreedy(model, c.input_ids, N, k, { editDrafts: cut });
-      assert.deepEqual(r.tokens, plain.slice(0, N), `k=${k}`);
-      assert.ok(r.accepted > 0 && r.accepted < r.drafted, `k=${k}: ${r.accepted}/${r.drafted}`);
+      for (const rollback of ['keep', 'rerun'] as const) {
+        step = 0;
+        const r = speculativeGreedy(model, c.input_ids, N, k, { editDrafts: cut, rollback });
+        assert.deepEqual(r.tokens, plain.slice(0, N), `k=${k} ${rollback}`);
+        assert.ok(r.accepted > 0 && r.accepted < r.drafted, `k=${k}: ${r.accepted}/${r.drafted}`);
+      }
     }
   });
 

@@ -134,6 +134,12 @@ export interface StateMeta {
   seqs: SeqSlice[];
   /** state slot of seqs[i]; a sequence whose ctxLen equals its queryLen starts from zero state */
   stateSlots: Int32Array;
+  /**
+   * Optional, per sequence: keep[i][j] ≥ 0 is a slot that also receives the state after token j
+   * of seqs[i] (speculative verification keeps every candidate's state, so a rejection needs no
+   * re-run). null or −1 entries keep nothing.
+   */
+  keep?: (Int32Array | null)[];
 }
 
 export interface SsmScanOptions {

@@ -172,7 +172,7 @@ export class NativeBackend implements Backend {
 
   causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
     state: MambaLayerState, meta: StateMeta): Float32Array {
-    if (!this.a.mambaConv) return this.ref.causalConv1d(x, T, weight, bias, state, meta);
+    if (!this.a.mambaConv || meta.keep) return this.ref.causalConv1d(x, T, weight, bias, state, meta);
     const out = new Float32Array(T * state.convDim);
     const s = mambaSegs(meta);
     this.a.mambaConv(x, T, state.convDim, state.convKernel, weight, bias, state.conv, s.starts, s.lens, s.slots, s.fresh, out);
@@ -181,7 +181,7 @@ export class NativeBackend implements Backend {
 
   ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number, A: Float32Array,
     D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta, opts: SsmScanOptions): Float32Array {
-    if (!this.a.ssmScan) return this.ref.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+    if (!this.a.ssmScan || meta.keep) return this.ref.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
     const y = new Float32Array(T * opts.nHeads * opts.headDim);
     const s = mambaSegs(meta);
     this.a.ssmScan(x, dt, B, C, T, A, D, dtBias, state.ssm, s.starts, s.lens, s.slots, s.fresh, opts.nHeads, opts.headDim,

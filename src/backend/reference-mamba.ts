@@ -42,6 +42,12 @@ export function causalConv1d(x: Float32Array, T: number, weight: Float32Array, b
       }
     }
     st.conv.set(win.subarray(n * Cd, (n + W) * Cd), so);
+    const keep = meta.keep?.[i];
+    if (keep) {
+      for (let j = 0; j < n; j++) {
+        if (keep[j] >= 0) st.conv.set(win.subarray((j + 1) * Cd, (j + 1 + W) * Cd), keep[j] * W * Cd);
+      }
+    }
   });
   return out;
 }
@@ -74,7 +80,17 @@ export function ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: F
     if (s.ctxLen === s.queryLen) S.fill(0);
     seg.t0 = s.queryStart;
     seg.n = s.queryLen;
-    if (s.queryLen === 1) recurrentScan(seg, A, D, S);
+    const keep = meta.keep?.[i];
+    if (keep) {
+      // token by token, copying the state out after each kept position
+      const size = nh * P * N;
+      for (let j = 0; j < s.queryLen; j++) {
+        seg.t0 = s.queryStart + j;
+        seg.n = 1;
+        recurrentScan(seg, A, D, S);
+        if (keep[j] >= 0) st.ssm.set(S, keep[j] * size);
+      }
+    } else if (s.queryLen === 1) recurrentScan(seg, A, D, S);
     else chunkedScan(seg, A, D, S, o.chunkSize);
   });
   return y;

@@ -2,8 +2,10 @@
  * Greedy speculative decoding with a model's own MTP head (Nemotron 3 Super): the head drafts
  * k tokens, the main model checks them all in one batched forward, the longest agreeing prefix
  * is kept plus the main model's own next token. Rejected drafts are rolled back: the KV cache
- * by truncation, the Mamba state by restoring the snapshot taken before the check and
- * re-running the accepted tokens. The output is the plain greedy output, token for token.
+ * by truncation, the Mamba state by adopting the state kept after the last accepted position
+ * (the verification forward writes each position's state to a spare slot), or, where no spare
+ * slots exist, by restoring a snapshot and re-running the accepted tokens. The output is the
+ * plain greedy output, token for token.
  */
 import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { CausalLM, ForwardBatch, ModelCache } from '../models/model.js';
@@ -42,6 +44,23 @@ function rows(a: Float32Array, width: number, from: number, to: number): Float32
 export interface SpeculativeOptions {
   /** replace the MTP's drafts before verification (tests: drive acceptance to known values) */
   editDrafts?: (drafts: number[], position: number) => number[];
+  /**
+   * How rejected drafts leave the Mamba state: 'keep' (default where the cache offers spare
+   * slots) keeps the state after every verified position and adopts the right one; 'rerun'
+   * restores the snapshot taken before verification and re-runs the accepted tokens.
+   */
+  rollback?: 'keep' | 'rerun';
+}
+
+/** Caches with spare recurrent-state slots (NemotronHCache). */
+interface SpareStateSlots {
+  allocStateSlots(n: number): number[];
+  releaseStateSlots(slots: number[]): void;
+  swapStateSlot(seq: SequenceCache, slot: number, length: number): number;
+}
+
+function spareSlots(cache: ModelCache): SpareStateSlots | null {
+  return 'allocStateSlots' in cache ? (cache as unknown as SpareStateSlots) : null;
 }
 
 export function speculativeGreedy(model: CausalLM, ids: number[], maxNew: number, k: number,
@@ -52,8 +71,13 @@ export function speculativeGreedy(model: CausalLM, ids: number[], maxNew: number
   if (k < 1) throw new InputError(`--speculative-tokens: must be ≥ 1, got ${k}`);
   const V = model.vocabSize;
   const H = model.hiddenSize;
-  const cache: ModelCache = cacheFor(model, ids.length + maxNew + k + 1);
+  const blockSize = 16;
+  const numBlocks = Math.ceil((ids.length + maxNew + k + 1) / blockSize) + 1;
+  // one state slot for the sequence, k spares for the states after each verified draft
+  const cache: ModelCache = model.createCache({ numBlocks, blockSize, maxSeqs: 1 + k });
   const seq: SequenceCache = cache.newSequence();
+  const spare = opts.rollback === 'rerun' ? null : spareSlots(cache);
+  let slots = spare ? spare.allocStateSlots(k) : [];
   const res: SpeculativeResult = { tokens: [], drafted: 0, accepted: 0, steps: 0 };
   try {
     if (maxNew === 0) return res;
@@ -77,18 +101,23 @@ export function speculativeGreedy(model: CausalLM, ids: number[], maxNew: number
         drafts.push(argmax(d.logits));
       }
       if (opts.editDrafts) drafts.splice(0, kk, ...opts.editDrafts(drafts.slice(), n0 + 1).slice(0, kk));
-      // verify all drafts in one forward
-      const snap = cache.snapshotState!(seq);
-      const v = model.forwardHidden(packBatch([{ cache: seq, tokens: [tok, ...drafts], logits: 'all' }]), cache);
+      // verify all drafts in one forward (keeping the state after each of tok, d1 … d_{k−1})
+      const snap = spare ? null : cache.snapshotState!(seq);
+      const batch = packBatch([{ cache: seq, tokens: [tok, ...drafts], logits: 'all' }]);
+      if (spare) batch.stateKeep = [Int32Array.from({ length: kk + 1 }, (_, j) => (j < kk ? slots[j] : -1))];
+      const v = model.forwardHidden(batch, cache);
       res.steps++;
       let a = 0;
       while (a < kk && argmax(v.logits, a * V, V) === drafts[a]) a++;
       const next = argmax(v.logits, a * V, V);
       res.drafted += kk;
       res.accepted += a;
-      if (a < kk) {
+      if (a < kk && spare) {
+        // adopt the state after `d_a` (slot a), truncate KV past it
+        slots[a] = spare.swapStateSlot(seq, slots[a], n0 + a + 1);
+      } else if (a < kk) {
         // roll back KV and Mamba state to before the check, then advance over the accepted tokens
-        cache.restoreState!(seq, snap);
+        cache.restoreState!(seq, snap!);
         model.forwardHidden(packBatch([{ cache: seq, tokens: [tok, ...drafts.slice(0, a)], logits: 'none' }]), cache);
       }
       pendPos = n0;
@@ -100,6 +129,8 @@ export function speculativeGreedy(model: CausalLM, ids: number[], maxNew: number
     res.tokens.length = maxNew;
     return res;
   } finally {
+    spare?.releaseStateSlots(slots);
+    slots = [];
     seq.free();
   }
 }

@@ -13,6 +13,8 @@ export interface ForwardBatch extends AttentionMeta {
   caches: SequenceCache[];
   /** which rows of the packed batch need logits (e.g. the last token of each sequence) */
   logitRows: Int32Array;
+  /** recurrent models, optional: per sequence, slots that receive the state after each token (StateMeta.keep) */
+  stateKeep?: (Int32Array | null)[];
 }
 
 /** Model-owned storage for every sequence's cached state (KV blocks, recurrent states). */

@@ -75,6 +75,33 @@ export class NemotronHCache implements ModelCache {
     this.states.copy(this.slotOf(from), this.slotOf(to));
   }
 
+  /** spare state slots (not tied to a sequence), e.g. to keep per-position states in verification */
+  allocStateSlots(n: number): number[] {
+    const out: number[] = [];
+    try {
+      for (let i = 0; i < n; i++) out.push(this.states.allocate());
+    } catch (e) {
+      out.forEach((s) => this.states.release(s));
+      throw e;
+    }
+    return out;
+  }
+
+  releaseStateSlots(slots: number[]): void {
+    slots.forEach((s) => this.states.release(s));
+  }
+
+  /**
+   * Make `slot` (a spare holding the state after `length` tokens) the sequence's state: the
+   * slots swap, so the old one becomes the spare. KV is truncated to `length`.
+   */
+  swapStateSlot(seq: SequenceCache, slot: number, length: number): number {
+    const old = this.slotOf(seq);
+    seq.stateSlot = slot;
+    seq.truncate(length);
+    return old;
+  }
+
   private slotOf(seq: SequenceCache): number {
     if (seq.stateSlot < 0) throw new TesseraError('sequence has no recurrent-state slot (already freed?)');
     return seq.stateSlot;
@@ -158,6 +185,7 @@ export class NemotronHModel implements CausalLM {
         if (s.stateSlot < 0) throw new TesseraError('sequence has no recurrent-state slot (not from this cache?)');
         return s.stateSlot;
       }),
+      keep: batch.stateKeep,
     };
     const x = be.embed(batch.tokens, this.embedding);
     this.blocks.forEach((b, i) => b.apply(be, x, T, { kv: c.kv[i], mamba: c.mamba[i], meta: batch, stateMeta }));
