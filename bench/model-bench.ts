@@ -60,6 +60,8 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number):
   for (const c of caches) {
     c.reserve(depth);
     c.length = depth;
+    // recurrent models: accept the (zero) state as the state at that depth
+    (cache as Partial<{ assumeState(s: typeof c): void }>).assumeState?.(c);
   }
   let next = caches.map((_, i) => [randomIds(1, model.vocabSize, 7 + i)[0]]);
   let t0 = 0;

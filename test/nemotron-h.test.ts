@@ -223,3 +223,26 @@ test('native Mamba kernels equal the reference on a packed batch (fresh, continu
   const y0 = ref.ssmScan(x, dt, B, C, T, A, D, dtBias, again, { seqs: [seqs[0]], stateSlots: Int32Array.from([3]) }, opts);
   assert.ok(maxAbs(y0.subarray(0, 21 * nh * P), ys[1].subarray(0, 21 * nh * P)) === 0);
 });
+
+test('continuing a sequence whose KV was cut without restoring its recurrent state is a clear error', () => {
+  const model = loadModel(dirs[0], new ReferenceBackend());
+  const cache = cacheFor(model, 64, 2);
+  const seq = cache.newSequence();
+  model.forward(packBatch([{ cache: seq, tokens: [3, 4, 5, 6, 7, 8], logits: 'none' }]), cache);
+  seq.truncate(4);
+  assert.throws(() => model.forward(packBatch([{ cache: seq, tokens: [9], logits: 'last' }]), cache),
+    /recurrent state of sequence 0 is after 6 tokens but the batch continues at position 4/);
+  // a prefix-cache hit: KV blocks adopted, state restored from the snapshot taken at that length
+  const a = cache.newSequence();
+  const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 13) % 50));
+  model.forward(packBatch([{ cache: a, tokens: ids.slice(0, 32), logits: 'none' }]), cache);
+  const snap = cache.snapshotState!(a);
+  const want = model.forward(packBatch([{ cache: a, tokens: ids.slice(32), logits: 'all' }]), cache);
+  seq.free();
+  const b = cache.newSequence();
+  b.adoptPrefix(a.blocks.slice(0, 2));
+  assert.throws(() => model.forward(packBatch([{ cache: b, tokens: ids.slice(32), logits: 'all' }]), cache), /restore a state snapshot/);
+  cache.restoreState!(b, snap);
+  const got = model.forward(packBatch([{ cache: b, tokens: ids.slice(32), logits: 'all' }]), cache);
+  assert.equal(maxAbs(got, want), 0);
+});

@@ -23,9 +23,12 @@ export interface RecurrentSnapshot {
 
 export class RecurrentStateStore {
   private free: number[] = [];
+  /** tokens each slot's state has consumed: a forward must continue exactly there */
+  readonly lengths: Int32Array;
 
   constructor(readonly layers: MambaLayerState[], readonly numSlots: number) {
     for (let s = numSlots - 1; s >= 0; s--) this.free.push(s);
+    this.lengths = new Int32Array(numSlots);
   }
 
   get numFree(): number {
@@ -42,6 +45,7 @@ export class RecurrentStateStore {
     const s = this.free.pop();
     if (s === undefined) throw new OutOfStateSlotsError(this.numSlots);
     this.zero(s);
+    this.lengths[s] = 0;
     return s;
   }
 
@@ -63,6 +67,7 @@ export class RecurrentStateStore {
       this.convView(l, dst).set(this.convView(l, src));
       this.ssmView(l, dst).set(this.ssmView(l, src));
     }
+    this.lengths[dst] = this.lengths[src];
   }
 
   snapshot(slot: number, length: number): RecurrentSnapshot {
@@ -78,6 +83,7 @@ export class RecurrentStateStore {
       this.convView(l, slot).set(snap.conv[i]);
       this.ssmView(l, slot).set(snap.ssm[i]);
     });
+    this.lengths[slot] = snap.length;
   }
 
   private convSize(l: MambaLayerState): number {

@@ -87,6 +87,14 @@ export class NemotronHCache implements ModelCache {
     return out;
   }
 
+  /**
+   * Treat the sequence's slot as holding the state after seq.length tokens whatever it holds
+   * (benchmarks that fake a context depth without computing it).
+   */
+  assumeState(seq: SequenceCache): void {
+    this.states.lengths[this.slotOf(seq)] = seq.length;
+  }
+
   releaseStateSlots(slots: number[]): void {
     slots.forEach((s) => this.states.release(s));
   }
@@ -187,8 +195,24 @@ export class NemotronHModel implements CausalLM {
       }),
       keep: batch.stateKeep,
     };
+    // a state continues exactly where it stopped: catches KV-only edits (truncate, adoptPrefix)
+    // that did not restore the matching recurrent state
+    const lengths = c.states.lengths;
+    batch.seqs.forEach((s, i) => {
+      const at = s.ctxLen - s.queryLen;
+      const slot = stateMeta.stateSlots[i];
+      if (at !== 0 && lengths[slot] !== at) {
+        throw new TesseraError(`recurrent state of sequence ${i} is after ${lengths[slot]} tokens but the batch continues at ` +
+          `position ${at}: restore a state snapshot (ModelCache.restoreState) after truncate/adoptPrefix`);
+      }
+    });
     const x = be.embed(batch.tokens, this.embedding);
     this.blocks.forEach((b, i) => b.apply(be, x, T, { kv: c.kv[i], mamba: c.mamba[i], meta: batch, stateMeta }));
+    batch.seqs.forEach((s, i) => {
+      lengths[stateMeta.stateSlots[i]] = s.ctxLen;
+      const keep = batch.stateKeep?.[i];
+      if (keep) keep.forEach((slot, j) => { if (slot >= 0) lengths[slot] = s.ctxLen - s.queryLen + j + 1; });
+    });
     const hidden = be.rmsNorm(x, T, this.finalNorm, this.config.eps);
     const R = batch.logitRows.length;
     const xs = new Float32Array(R * H);
