@@ -76,7 +76,10 @@ export function nemotronHSpec(config: Record<string, unknown>): SynthSpec {
     }
   };
   dense('backbone.embeddings.weight', [V, H], 1);
-  [...String(c.hybrid_override_pattern)].forEach((ch, i) => block(`backbone.layers.${i}`, ch));
+  const letters: Record<string, string> = { mamba: 'M', linear_attention: 'M', attention: '*', full_attention: '*', mlp: '-', moe: 'E' };
+  const pattern = c.hybrid_override_pattern !== undefined ? String(c.hybrid_override_pattern)
+    : (c.layers_block_type as unknown as string[]).map((k) => letters[k] ?? '?').join('');
+  [...pattern].forEach((ch, i) => block(`backbone.layers.${i}`, ch));
   konst('backbone.norm_f.weight', [H], 1);
   dense('lm_head.weight', [V, H], H);
   if (c.num_nextn_predict_layers && c.mtp_hybrid_override_pattern) {
