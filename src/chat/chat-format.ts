@@ -61,4 +61,10 @@ export interface ChatFormat {
   renderResponses(body: Record<string, unknown>): RenderedPrompt;
   /** a parser for the tokens generated after the prompt */
   createParser(): OutputParser;
+  /**
+   * The token sequence after which the answer proper begins (e.g. harmony's
+   * `<|channel|>final<|message|>`): response-format constraints start there, so reasoning runs
+   * free. Absent or empty: constraints apply from the first token.
+   */
+  constrainedContentGate?(): number[];
 }

@@ -1,10 +1,12 @@
 /** Walks a folder tree and runs every fixture folder that a registered suite claims. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { harmonyFixtureSuite } from './harmony-fixtures.js';
 import { modelFixtureSuite } from './model-fixtures.js';
+import { tokenizerVectorSuite } from './tokenizer-vectors.js';
 import type { CaseResult, ConformanceSuite } from './suite.js';
 
-const SUITES: ConformanceSuite[] = [modelFixtureSuite];
+const SUITES: ConformanceSuite[] = [modelFixtureSuite, harmonyFixtureSuite, tokenizerVectorSuite];
 
 export function registerSuite(s: ConformanceSuite): void {
   SUITES.push(s);

@@ -211,6 +211,12 @@ export class GptOssModel implements CausalLM {
     return n;
   }
 
+  /** Bytes of KV cache per token: every layer keeps f32 k and v. */
+  kvBytesPerToken(): number {
+    const c = this.config;
+    return c.nLayers * 2 * c.nKv * c.headDim * 4;
+  }
+
   /** Weight bytes one decoded token reads: attention, router, top-k experts, the unembedding. */
   decodeBytesPerToken(): number {
     const c = this.config;

@@ -51,6 +51,8 @@ export interface CausalLM {
   forward(batch: ForwardBatch, cache: ModelCache): Float32Array;
   /** bytes of weights held */
   weightBytes(): number;
+  /** bytes of cache one token takes (sizes the KV pool from --kv-cache-size) */
+  kvBytesPerToken?(): number;
 }
 
 /** Choices made when a checkpoint is loaded. */

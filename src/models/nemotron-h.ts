@@ -118,6 +118,8 @@ export class NemotronHCache implements ModelCache {
 
 export class NemotronHModel implements CausalLM {
   readonly family = 'nemotron-h';
+  /** per-sequence Mamba state beside the KV (the engine disables block-level prefix reuse) */
+  readonly hasRecurrentState = true;
   readonly vocabSize: number;
   readonly maxContext: number;
   readonly eosTokenIds: number[];

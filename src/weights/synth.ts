@@ -39,6 +39,11 @@ const GPT_OSS_BASE = {
 export const PRESETS: Record<string, Record<string, unknown>> = {
   'gpt-oss-20b': { ...GPT_OSS_BASE, num_hidden_layers: 24, num_local_experts: 32 },
   'gpt-oss-120b': { ...GPT_OSS_BASE, num_hidden_layers: 36, num_local_experts: 128 },
+  /** the real vocabulary and config keys at toy sizes (≈ 60 MB): for trying the server and for tests */
+  'gpt-oss-tiny': {
+    ...GPT_OSS_BASE, num_hidden_layers: 2, num_local_experts: 4, num_experts_per_tok: 2, experts_per_token: 2,
+    hidden_size: 64, intermediate_size: 64, head_dim: 16, num_attention_heads: 4, num_key_value_heads: 2, sliding_window: 16,
+  },
   ...NEMOTRON_PRESETS,
 };
 

@@ -1,0 +1,132 @@
+/** JSON-schema constrained decoding: random walks through the allowed tokens always end in valid JSON. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ajv } from 'ajv';
+import { compileSchema, initialState, ANY_OBJECT } from '../src/constrain/json-schema-grammar.js';
+import { JsonConstraint, Vocabulary, advance, computeMask } from '../src/constrain/token-mask.js';
+import { Rng } from '../src/engine/sampling.js';
+
+const enc = new TextEncoder();
+const pieces = [
+  ...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)),
+  '\n', '\t', '{"', '":', '", "', '"}', 'true', 'false', 'null', 'name', 'age', 'tags', '12', '3.5', 'e+7', '-0',
+  'hello', ' world', '\\"', '\\u00e9', 'é', '日本', '},', '],', '[]', '{}', '"a"', '"b"', 'ok', ' "', '": "',
+];
+const vocab = new Vocabulary(pieces.length + 1, (id) => (id < pieces.length ? enc.encode(pieces[id]) : null));
+
+function walk(schema: unknown, seed: number, root = compileSchema(schema)): string {
+  const c = new JsonConstraint(vocab, root);
+  const rng = new Rng(seed);
+  let out = '';
+  for (let steps = 0; steps < 400; steps++) {
+    if (c.isComplete() && (steps > 60 || rng.next() < 0.5)) return out;
+    const allowed: number[] = [];
+    for (let id = 0; id < pieces.length; id++) if (c.allowed(id)) allowed.push(id);
+    if (allowed.length === 0) return out;
+    // prefer closing tokens later on so walks terminate
+    const pick = allowed[Math.floor(rng.next() * allowed.length)];
+    c.accept(pick);
+    out += pieces[pick];
+  }
+  return out;
+}
+
+const ajv = new Ajv({ strict: false });
+const schemas: Record<string, unknown> = {
+  person: {
+    type: 'object',
+    properties: { name: { type: 'string' }, age: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' }, maxItems: 3 } },
+    required: ['name', 'age'], additionalProperties: false,
+  },
+  enums: { type: 'object', properties: { a: { enum: ['x', 'y', 1, null] }, b: { const: true } }, required: ['a', 'b'], additionalProperties: false },
+  nested: {
+    type: 'object', $defs: { pt: { type: 'object', properties: { x: { type: 'number' } }, required: ['x'], additionalProperties: false } },
+    properties: { p: { $ref: '#/$defs/pt' }, q: { anyOf: [{ type: 'string' }, { type: 'null' }] }, r: { type: ['boolean', 'number'] } },
+    required: ['p', 'q', 'r'], additionalProperties: false,
+  },
+  array: { type: 'array', items: { type: 'integer' }, minItems: 1 },
+};
+
+for (const [name, schema] of Object.entries(schemas)) {
+  test(`every completed random walk is valid JSON for the "${name}" schema`, () => {
+    const validate = ajv.compile(schema as object);
+    let completed = 0;
+    for (let seed = 1; seed <= 150; seed++) {
+      const text = walk(schema, seed);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        continue; // a walk cut at 400 tokens is an unfinished prefix
+      }
+      completed++;
+      assert.ok(validate(value), `${text}: ${ajv.errorsText(validate.errors)}`);
+    }
+    assert.ok(completed > 40, `only ${completed} walks completed`);
+  });
+}
+
+test('json_object: any object', () => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const text = walk(null, seed, ANY_OBJECT);
+    try {
+      const v = JSON.parse(text);
+      assert.equal(typeof v, 'object');
+      assert.ok(v !== null && !Array.isArray(v));
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+    }
+  }
+});
+
+test('the mask rejects what breaks the grammar and completion is detected', () => {
+  const id = (s: string) => pieces.indexOf(s);
+  const c = new JsonConstraint(vocab, compileSchema(schemas.person));
+  assert.ok(c.allowed(id('{"')));
+  assert.ok(!c.allowed(id('[]')));
+  assert.ok(!c.allowed(id('true')));
+  c.accept(id('{"'));
+  assert.ok(c.allowed(id('name')) && c.allowed(id('age')) && c.allowed(id('tags')));
+  assert.ok(!c.allowed(id('hello')), 'not a property name');
+  for (const p of ['name', '": "', 'ok', '"', ',', ' "', 'age', '":', '12']) {
+    assert.ok(c.allowed(id(p)), p);
+    c.accept(id(p));
+  }
+  assert.ok(!c.allowed(id('.')), 'integer: no fraction');
+  assert.ok(!c.isComplete());
+  c.accept(id('}'));
+  assert.ok(c.isComplete());
+  assert.ok(!c.allowed(id('a')));
+});
+
+test('schemas with keywords that cannot be enforced are rejected with the path named', () => {
+  assert.throws(() => compileSchema({ type: 'string', pattern: '^a' }), /schema\.pattern/);
+  assert.throws(() => compileSchema({ type: 'object', properties: { n: { type: 'number', minimum: 1 } } }), /schema\.properties\.n\.minimum/);
+  assert.throws(() => compileSchema({ $ref: 'http://x' }), /only local references/);
+  assert.throws(() => compileSchema({ type: 'widget' }), /unknown type/);
+});
+
+test('a gated constraint lets everything through until the gate tokens appear', () => {
+  const c = new JsonConstraint(vocab, compileSchema(schemas.array), [pieces.indexOf('ok'), pieces.indexOf(':')]);
+  assert.ok(c.allowed(pieces.indexOf('hello')));
+  c.accept(pieces.indexOf('ok'));
+  c.accept(pieces.indexOf(':'));
+  assert.ok(!c.allowed(pieces.indexOf('hello')));
+  assert.ok(c.allowed(pieces.indexOf('[')));
+});
+
+test('the prefix-sharing mask equals checking every token on its own', () => {
+  for (const [name, schema] of Object.entries(schemas)) {
+    for (let seed = 1; seed <= 20; seed++) {
+      const text = walk(schema, seed).slice(0, (seed * 7) % 40);
+      let states = [initialState(compileSchema(schema))];
+      states = advance(states, enc.encode(text));
+      if (states.length === 0) continue;
+      const fast = computeMask(vocab, states);
+      for (let id = 0; id < pieces.length; id++) {
+        const alone = advance(states, enc.encode(pieces[id])).length > 0 ? 1 : 0;
+        assert.equal(fast[id], alone, `${name} after ${JSON.stringify(text)}: token ${JSON.stringify(pieces[id])}`);
+      }
+    }
+  }
+});
