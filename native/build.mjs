@@ -27,6 +27,7 @@ function nodeInclude() {
 const units = [
   ['addon.cpp', []],
   ['pool.cpp', []],
+  ['mamba.cpp', []],
   ['kernels_generic.cpp', []],
   ['kernels_avx2.cpp', ['-mavx2', '-mfma', '-mf16c']],
   ['kernels_avx512.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mfma', '-mf16c']],

@@ -14,6 +14,7 @@
 #include <vector>
 #include "kernels.h"
 #include "pool.h"
+#include "mamba.h"
 
 using namespace tessera;
 
@@ -493,6 +494,70 @@ napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// The packed batch's sequences for the Mamba ops: starts, lens, slots (Int32Array), fresh (Uint8Array).
+std::vector<MambaSeg> mamba_segs(napi_env env, const Args& a, size_t i0, int64_t T, int64_t nslots) {
+  size_t n, n2, n3, n4;
+  const int32_t* st = typed<int32_t>(env, a.v[i0], napi_int32_array, &n, "starts");
+  const int32_t* ln = typed<int32_t>(env, a.v[i0 + 1], napi_int32_array, &n2, "lens");
+  const int32_t* sl = typed<int32_t>(env, a.v[i0 + 2], napi_int32_array, &n3, "slots");
+  const uint8_t* fr = typed<uint8_t>(env, a.v[i0 + 3], napi_uint8_array, &n4, "fresh");
+  if (n2 != n || n3 != n || n4 != n) throw Err{"mamba: per-sequence arrays differ in length"};
+  std::vector<MambaSeg> segs(n);
+  for (size_t i = 0; i < n; i++) {
+    if (st[i] < 0 || ln[i] < 0 || st[i] + int64_t(ln[i]) > T) throw Err{"mamba: sequence outside the batch"};
+    if (sl[i] < 0 || sl[i] >= nslots) throw Err{"mamba: state slot out of range"};
+    segs[i] = {st[i], ln[i], sl[i], fr[i] != 0};
+  }
+  return segs;
+}
+
+// mambaConv(x, T, Cd, K, w, bias|null, state, starts, lens, slots, fresh, out)
+napi_value MambaConv(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 12);
+  size_t nx, nw, ns, no, nb = 0;
+  const float* x = typed<float>(env, a.v[0], napi_float32_array, &nx, "x");
+  int64_t T = int64_t(num(env, a.v[1])), Cd = int64_t(num(env, a.v[2])), K = int64_t(num(env, a.v[3]));
+  const float* w = typed<float>(env, a.v[4], napi_float32_array, &nw, "weight");
+  const float* b = is_null(env, a.v[5]) ? nullptr : typed<float>(env, a.v[5], napi_float32_array, &nb, "bias");
+  float* st = typed<float>(env, a.v[6], napi_float32_array, &ns, "state");
+  float* out = typed<float>(env, a.v[11], napi_float32_array, &no, "out");
+  if (K < 1 || int64_t(nx) < T * Cd || int64_t(no) < T * Cd || int64_t(nw) < Cd * K || (b && int64_t(nb) < Cd))
+    throw Err{"mambaConv: array sizes do not match"};
+  const int64_t per = (K - 1) * Cd;
+  auto segs = mamba_segs(env, a, 7, T, per > 0 ? int64_t(ns) / per : (1LL << 40));
+  mamba_conv1d(*pool, x, Cd, K, w, b, st, segs.data(), int64_t(segs.size()), out);
+  return undefined(env);
+}
+
+// ssmScan(x, dt, B, C, T, A, D, dtBias, state, starts, lens, slots, fresh, nh, P, G, N, chunk, dtMin, dtMax, y)
+napi_value SsmScan(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 21);
+  size_t nx, ndt, nB, nC, nA, nD, nbias, ns, ny;
+  const float* x = typed<float>(env, a.v[0], napi_float32_array, &nx, "x");
+  const float* dt = typed<float>(env, a.v[1], napi_float32_array, &ndt, "dt");
+  const float* B = typed<float>(env, a.v[2], napi_float32_array, &nB, "B");
+  const float* C = typed<float>(env, a.v[3], napi_float32_array, &nC, "C");
+  int64_t T = int64_t(num(env, a.v[4]));
+  const float* A = typed<float>(env, a.v[5], napi_float32_array, &nA, "A");
+  const float* D = typed<float>(env, a.v[6], napi_float32_array, &nD, "D");
+  const float* db = typed<float>(env, a.v[7], napi_float32_array, &nbias, "dtBias");
+  float* st = typed<float>(env, a.v[8], napi_float32_array, &ns, "state");
+  int64_t nh = int64_t(num(env, a.v[13])), P = int64_t(num(env, a.v[14])), G = int64_t(num(env, a.v[15]));
+  int64_t N = int64_t(num(env, a.v[16])), chunk = int64_t(num(env, a.v[17]));
+  float dtMin = float(num(env, a.v[18])), dtMax = float(num(env, a.v[19]));
+  float* y = typed<float>(env, a.v[20], napi_float32_array, &ny, "y");
+  if (nh < 1 || G < 1 || nh % G || P < 1 || N < 1) throw Err{"ssmScan: bad head/group sizes"};
+  if (int64_t(nx) < T * nh * P || int64_t(ny) < T * nh * P || int64_t(ndt) < T * nh || int64_t(nB) < T * G * N ||
+      int64_t(nC) < T * G * N || int64_t(nA) < nh || int64_t(nD) < nh || int64_t(nbias) < nh)
+    throw Err{"ssmScan: array sizes do not match"};
+  auto segs = mamba_segs(env, a, 9, T, int64_t(ns) / (nh * P * N));
+  mamba_ssm_scan(*pool, x, dt, B, C, A, D, db, st, segs.data(), int64_t(segs.size()), T, nh, P, G, N, chunk, dtMin,
+                 dtMax, y);
+  return undefined(env);
+}
+
 #define EXPORT(name, fn)                                                                        \
   {                                                                                             \
     napi_value f;                                                                               \
@@ -510,6 +575,8 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("moe", Moe);
   EXPORT("mapFile", MapFile);
   EXPORT("readBandwidth", ReadBandwidth);
+  EXPORT("mambaConv", MambaConv);
+  EXPORT("ssmScan", SsmScan);
   return exports;
 }
 

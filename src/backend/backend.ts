@@ -111,3 +111,72 @@ export interface Backend {
   /** Σ_j weight[t,j] · expert_{e[t,j]}(x_t) → [T, dOut] */
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array;
 }
+
+/**
+ * One Mamba-2 layer's recurrent states, f32, for `numSlots` sequences (hybrid models):
+ * conv windows [numSlots, convKernel−1, convDim] (the last K−1 pre-conv xBC columns, oldest
+ * first) and SSM states [numSlots, nHeads, headDim, stateSize]. Host memory, so a slot can be
+ * copied (snapshot / restore / fork) with plain array copies.
+ */
+export interface MambaLayerState {
+  numSlots: number;
+  convDim: number;
+  convKernel: number;
+  nHeads: number;
+  headDim: number;
+  stateSize: number;
+  conv: Float32Array;
+  ssm: Float32Array;
+}
+
+/** Which state slot each sequence of the packed batch uses (parallel to `seqs`). */
+export interface StateMeta {
+  seqs: SeqSlice[];
+  /** state slot of seqs[i]; a sequence whose ctxLen equals its queryLen starts from zero state */
+  stateSlots: Int32Array;
+  /**
+   * Optional, per sequence: keep[i][j] ≥ 0 is a slot that also receives the state after token j
+   * of seqs[i] (speculative verification keeps every candidate's state, so a rejection needs no
+   * re-run). null or −1 entries keep nothing.
+   */
+  keep?: (Int32Array | null)[];
+}
+
+export interface SsmScanOptions {
+  nHeads: number;
+  headDim: number;
+  /** B/C groups (config `n_groups`): head h uses group floor(h / (nHeads/nGroups)) */
+  nGroups: number;
+  stateSize: number;
+  /** tokens per chunk of the SSD scan (multi-token segments); single tokens take the recurrent step */
+  chunkSize: number;
+  /** Δ clamp after softplus (config `time_step_limit`; (0, ∞) = none) */
+  dtMin: number;
+  dtMax: number;
+}
+
+/** Mamba-2 ops (Nemotron-H): added beside the attention ops; every backend implements them. */
+export interface Backend {
+  /** allocate one Mamba-2 layer's conv + SSM states for `numSlots` sequences (zeroed) */
+  allocMambaState(numSlots: number, convDim: number, convKernel: number, nHeads: number, headDim: number,
+    stateSize: number): MambaLayerState;
+  /**
+   * Causal depthwise conv1d over time then SiLU, per sequence: x [T, convDim], weight
+   * [convDim, K] (row-major), reading each sequence's previous K−1 columns from its slot (zeros at
+   * sequence start) and leaving its last K−1 columns there. Returns [T, convDim].
+   */
+  causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
+    state: MambaLayerState, meta: StateMeta): Float32Array;
+  /**
+   * The selective scan: Δ = clamp(softplus(dt + dtBias)); per head S ← exp(Δ·A)·S + Δ·x⊗B,
+   * y = S·C + D·x, from each sequence's slot state (zero at start), which is updated.
+   * x [T, nHeads·headDim], dt [T, nHeads], B and C [T, nGroups·stateSize]. Returns [T, nHeads·headDim].
+   * Multi-token segments use the chunked (SSD) form, single tokens the recurrent step: same math.
+   */
+  ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number,
+    A: Float32Array, D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta,
+    opts: SsmScanOptions): Float32Array;
+  /** u = y·silu(z), normalised over contiguous groups of `groupSize` features, times weight */
+  gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
+    eps: number): Float32Array;
+}

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
-import { ReferenceBackend } from './reference.js';
+import { ReferenceBackend, decodeRow } from './reference.js';
+import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import type { QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 
@@ -25,6 +26,9 @@ interface Addon {
   moe(...args: unknown[]): void;
   mapFile(path: string): ArrayBuffer;
   readBandwidth(buf: Uint8Array, reps: number): number;
+  /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
+  mambaConv?(...args: unknown[]): void;
+  ssmScan?(...args: unknown[]): void;
 }
 
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tessera.node');
@@ -70,6 +74,24 @@ export function physicalCores(): number {
 
 const NATIVE_FORMATS = new Set(['f32', 'bf16', 'mxfp4', 'int8']);
 
+/**
+ * FP8 and NVFP4 weights have no native kernel yet: they are decoded once, on first use, to f32
+ * (exact; 4× / 8× their packed bytes) and the f32 kernels run them.
+ */
+const WIDENED_FORMATS = new Set(['fp8', 'nvfp4']);
+const widened = new WeakMap<QMatrix, QMatrix>();
+function widenForNative(w: QMatrix): QMatrix {
+  if (!WIDENED_FORMATS.has(w.format)) return w;
+  let f = widened.get(w);
+  if (!f) {
+    const data = new Float32Array(w.rows * w.cols);
+    for (let r = 0; r < w.rows; r++) decodeRow(w, r, data.subarray(r * w.cols, (r + 1) * w.cols));
+    f = { format: 'f32', rows: w.rows, cols: w.cols, data };
+    widened.set(w, f);
+  }
+  return f;
+}
+
 export class NativeBackend implements Backend {
   readonly name: string;
   readonly isa: string;
@@ -85,6 +107,7 @@ export class NativeBackend implements Backend {
   }
 
   linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array {
+    w = widenForNative(w);
     if (!NATIVE_FORMATS.has(w.format)) return this.ref.linear(x, T, w, bias);
     const y = new Float32Array(T * w.rows);
     this.a.linear(x, T, w, bias ?? null, y);
@@ -127,6 +150,9 @@ export class NativeBackend implements Backend {
   }
 
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {
+    if (WIDENED_FORMATS.has(bank.w1.format) || WIDENED_FORMATS.has(bank.w2.format)) {
+      bank = { ...bank, w1: widenForNative(bank.w1), w2: widenForNative(bank.w2) };
+    }
     if (!NATIVE_FORMATS.has(bank.w1.format) || !NATIVE_FORMATS.has(bank.w2.format)) {
       return this.ref.moeExperts(x, T, routing, bank);
     }
@@ -137,4 +163,48 @@ export class NativeBackend implements Backend {
       act.kind === 'swiglu_oai' ? act.alpha : 0, act.kind === 'swiglu_oai' ? act.limit : 0, out);
     return out;
   }
+
+  // Mamba-2 ops: the reference implementation until native kernels exist
+  allocMambaState(numSlots: number, convDim: number, convKernel: number, nHeads: number, headDim: number,
+    stateSize: number): MambaLayerState {
+    return this.ref.allocMambaState(numSlots, convDim, convKernel, nHeads, headDim, stateSize);
+  }
+
+  causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
+    state: MambaLayerState, meta: StateMeta): Float32Array {
+    if (!this.a.mambaConv || meta.keep) return this.ref.causalConv1d(x, T, weight, bias, state, meta);
+    const out = new Float32Array(T * state.convDim);
+    const s = mambaSegs(meta);
+    this.a.mambaConv(x, T, state.convDim, state.convKernel, weight, bias, state.conv, s.starts, s.lens, s.slots, s.fresh, out);
+    return out;
+  }
+
+  ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number, A: Float32Array,
+    D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta, opts: SsmScanOptions): Float32Array {
+    if (!this.a.ssmScan || meta.keep) return this.ref.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+    const y = new Float32Array(T * opts.nHeads * opts.headDim);
+    const s = mambaSegs(meta);
+    this.a.ssmScan(x, dt, B, C, T, A, D, dtBias, state.ssm, s.starts, s.lens, s.slots, s.fresh, opts.nHeads, opts.headDim,
+      opts.nGroups, opts.stateSize, opts.chunkSize, opts.dtMin, opts.dtMax, y);
+    return y;
+  }
+
+  gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
+    eps: number): Float32Array {
+    return this.ref.gatedRmsNorm(y, z, T, weight, groupSize, eps);
+  }
+}
+
+/** The batch's sequences as the Mamba kernels take them. */
+function mambaSegs(meta: StateMeta) {
+  const n = meta.seqs.length;
+  const starts = new Int32Array(n);
+  const lens = new Int32Array(n);
+  const fresh = new Uint8Array(n);
+  meta.seqs.forEach((s, i) => {
+    starts[i] = s.queryStart;
+    lens[i] = s.queryLen;
+    fresh[i] = s.ctxLen === s.queryLen ? 1 : 0;
+  });
+  return { starts, lens, slots: meta.stateSlots, fresh };
 }

@@ -3,11 +3,16 @@
  * arithmetic accumulates in f64), weights decoded row by row from their stored formats.
  * It is the oracle for the native kernels and the fallback where the addon is absent.
  */
-import { E2M1_VALUES, bf16ToF32 } from '../weights/dtypes.js';
+import { E2M1_VALUES, bf16ToF32, fp8e4m3ToF32 } from '../weights/dtypes.js';
 import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
+import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
+import * as mamba from './reference-mamba.js';
+
+/** e4m3 byte → value, as a table (FP8 weights and NVFP4 block scales) */
+const E4M3 = Float32Array.from({ length: 256 }, (_, b) => fp8e4m3ToF32(b));
 
 /** Decode row r of a stored matrix into `out` (length cols) as f32. */
 export function decodeRow(m: QMatrix, r: number, out: Float32Array): void {
@@ -37,6 +42,27 @@ export function decodeRow(m: QMatrix, r: number, out: Float32Array): void {
           const byte = m.blocks[bo + j];
           out[o + 2 * j] = E2M1_VALUES[byte & 15] * scale;
           out[o + 2 * j + 1] = E2M1_VALUES[byte >> 4] * scale;
+        }
+      }
+      return;
+    }
+    case 'fp8': {
+      const base = r * cols;
+      const gc = Math.ceil(cols / m.blockCols);
+      const so = Math.floor(r / m.blockRows) * gc;
+      for (let c = 0; c < cols; c++) out[c] = E4M3[m.data[base + c]] * m.scales[so + Math.floor(c / m.blockCols)];
+      return;
+    }
+    case 'nvfp4': {
+      const pb = (r * cols) >> 1;
+      const sb = (r * cols) >> 4;
+      const g2 = m.rowScale2[r];
+      for (let g = 0; g < cols >> 4; g++) {
+        const scale = Math.fround(E4M3[m.scales[sb + g]] * g2);
+        for (let j = 0; j < 8; j++) {
+          const byte = m.packed[pb + g * 8 + j];
+          out[g * 16 + 2 * j] = E2M1_VALUES[byte & 15] * scale;
+          out[g * 16 + 2 * j + 1] = E2M1_VALUES[byte >> 4] * scale;
         }
       }
       return;
@@ -204,6 +230,27 @@ export class ReferenceBackend implements Backend {
       }
     }
     return out;
+  }
+
+  // Mamba-2 ops (reference-mamba.ts)
+  allocMambaState(numSlots: number, convDim: number, convKernel: number, nHeads: number, headDim: number,
+    stateSize: number): MambaLayerState {
+    return mamba.allocMambaState(numSlots, convDim, convKernel, nHeads, headDim, stateSize);
+  }
+
+  causalConv1d(x: Float32Array, T: number, weight: Float32Array, bias: Float32Array | null,
+    state: MambaLayerState, meta: StateMeta): Float32Array {
+    return mamba.causalConv1d(x, T, weight, bias, state, meta);
+  }
+
+  ssmScan(x: Float32Array, dt: Float32Array, B: Float32Array, C: Float32Array, T: number, A: Float32Array,
+    D: Float32Array, dtBias: Float32Array, state: MambaLayerState, meta: StateMeta, opts: SsmScanOptions): Float32Array {
+    return mamba.ssmScan(x, dt, B, C, T, A, D, dtBias, state, meta, opts);
+  }
+
+  gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
+    eps: number): Float32Array {
+    return mamba.gatedRmsNorm(y, z, T, weight, groupSize, eps);
   }
 }
 

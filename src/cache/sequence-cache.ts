@@ -11,7 +11,9 @@ export class SequenceCache {
   /** recurrent-state slot for hybrid (Mamba) models, -1 when the model has none */
   stateSlot = -1;
 
-  constructor(private readonly allocator: BlockAllocator, readonly blockSize: number) {}
+  /** `states`: where a hybrid model's state slot goes back when the sequence is freed */
+  constructor(private readonly allocator: BlockAllocator, readonly blockSize: number,
+    private readonly states?: { release(slot: number): void }) {}
 
   /** Make room for `n` more tokens (allocating blocks); throws OutOfBlocksError if the pool is short. */
   reserve(n: number): void {
@@ -60,5 +62,7 @@ export class SequenceCache {
     for (const b of this.blocks) this.allocator.release(b);
     this.blocks.length = 0;
     this.length = 0;
+    if (this.states && this.stateSlot >= 0) this.states.release(this.stateSlot);
+    this.stateSlot = -1;
   }
 }

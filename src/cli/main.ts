@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { createBackend, BackendName } from '../backend/index.js';
 import { runConformance } from '../conformance/runner.js';
 import { greedyGenerate, promptLogits } from '../engine/runner.js';
+import { speculativeGreedy } from '../engine/speculative.js';
 import { loadModel } from '../models/registry.js';
 import { TesseraError, InputError } from '../util/errors.js';
 import { parseFloatArg, parseIds, parseIntArg } from './args.js';
@@ -47,11 +48,24 @@ export function buildProgram(): Command {
       .requiredOption('--ids <ids>', 'comma-separated prompt token ids')
       .option('--max-new-tokens <n>', 'tokens to generate', parseIntArg('--max-new-tokens', 0), 16)
       .option('--temperature <t>', 'sampling temperature (0 = greedy)', parseFloatArg('--temperature', 0), 0)
-      .option('--json', 'print {"output_ids": [...]}'),
+      .option('--json', 'print {"output_ids": [...]}')
+      .option('--speculative-tokens <k>', 'draft k tokens per step with the model\'s MTP head (greedy output unchanged)',
+        parseIntArg('--speculative-tokens', 0), 0),
   ).action((o) => {
     const ids = parseIds(o.ids);
     if (o.temperature !== 0) throw new InputError('--temperature: only 0 (greedy) is supported by `generate` in this version');
     const model = loadModel(o.model, createBackend(o.backend as BackendName));
+    if (o.speculativeTokens > 0) {
+      const r = speculativeGreedy(model, ids, o.maxNewTokens, o.speculativeTokens);
+      const rate = r.drafted > 0 ? r.accepted / r.drafted : 0;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ output_ids: r.tokens, acceptance_rate: rate, drafted_tokens: r.drafted, accepted_tokens: r.accepted }) + '\n');
+      } else {
+        process.stdout.write(r.tokens.join(',') + '\n');
+        process.stderr.write(`speculative: ${r.accepted}/${r.drafted} drafts accepted (${(100 * rate).toFixed(1)}%)\n`);
+      }
+      return;
+    }
     const out = greedyGenerate(model, ids, o.maxNewTokens);
     if (o.json) process.stdout.write(JSON.stringify({ output_ids: out }) + '\n');
     else process.stdout.write(out.join(',') + '\n');

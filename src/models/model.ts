@@ -4,6 +4,7 @@
  */
 import type { AttentionMeta, Backend } from '../backend/backend.js';
 import type { SequenceCache } from '../cache/sequence-cache.js';
+import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
 
 export interface ForwardBatch extends AttentionMeta {
   /** token ids of every sequence's new tokens, flattened */
@@ -12,6 +13,8 @@ export interface ForwardBatch extends AttentionMeta {
   caches: SequenceCache[];
   /** which rows of the packed batch need logits (e.g. the last token of each sequence) */
   logitRows: Int32Array;
+  /** recurrent models, optional: per sequence, slots that receive the state after each token (StateMeta.keep) */
+  stateKeep?: (Int32Array | null)[];
 }
 
 /** Model-owned storage for every sequence's cached state (KV blocks, recurrent states). */
@@ -22,6 +25,17 @@ export interface ModelCache {
   newSequence(): SequenceCache;
   /** tokens that still fit (in blocks) */
   freeBlocks(): number;
+  /**
+   * Hybrid (recurrent) models only. A sequence's recurrent state is not positional: rolling
+   * back or sharing a prefix needs a copy of the state as it was after that prefix.
+   * snapshotState copies it out (tagged with seq.length); restoreState copies it back into the
+   * sequence's slot and truncates its KV to the snapshot's length; copyState forks slot → slot.
+   */
+  snapshotState?(seq: SequenceCache): RecurrentSnapshot;
+  restoreState?(seq: SequenceCache, snap: RecurrentSnapshot): void;
+  copyState?(from: SequenceCache, to: SequenceCache): void;
+  /** free recurrent-state slots (sequences that can still start) */
+  freeStateSlots?(): number;
 }
 
 export interface CausalLM {

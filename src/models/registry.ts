@@ -3,12 +3,14 @@ import type { Backend } from '../backend/backend.js';
 import { CheckpointError } from '../util/errors.js';
 import { Checkpoint } from '../weights/checkpoint.js';
 import { GptOssModel } from './gpt-oss.js';
+import { NemotronHModel } from './nemotron-h.js';
 import type { CausalLM, LoadOptions } from './model.js';
 
 export type ModelLoader = (ckpt: Checkpoint, backend: Backend, opts?: LoadOptions) => CausalLM;
 
 const LOADERS = new Map<string, ModelLoader>([
   ['gpt_oss', (c, b, o) => GptOssModel.load(c, b, o)],
+  ['nemotron_h', (c, b, o) => NemotronHModel.load(c, b, o)],
 ]);
 
 export function registerModel(modelType: string, loader: ModelLoader): void {

@@ -13,7 +13,19 @@ export type QMatrix =
   /** MXFP4: per row, cols/32 blocks of 16 bytes (2 e2m1 codes each, low nibble first) + one E8M0 scale */
   | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array }
   /** int8 re-quantisation of a dense matrix (`--dense-weights int8`): value = data · rowScale[row] */
-  | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array };
+  | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array }
+  /**
+   * FP8 e4m3 with block scales (NVIDIA FP8 releases): value = e4m3(data[r, c]) ·
+   * scales[⌊r/blockRows⌋ · ⌈cols/blockCols⌉ + ⌊c/blockCols⌋]. Per-tensor: one block of the whole
+   * matrix; per-row: 1 × cols blocks; DeepSeek-style: 128 × 128.
+   */
+  | { format: 'fp8'; rows: number; cols: number; data: Uint8Array; scales: Float32Array; blockRows: number; blockCols: number }
+  /**
+   * NVFP4 (ModelOpt): per row cols/2 bytes of e2m1 codes (element 2j low nibble), one e4m3
+   * scale byte per 16 values, and a f32 global scale per row (the tensor's weight_scale_2,
+   * repeated so stacked experts keep their own).
+   */
+  | { format: 'nvfp4'; rows: number; cols: number; packed: Uint8Array; scales: Uint8Array; rowScale2: Float32Array };
 
 export type QFormat = QMatrix['format'];
 
@@ -24,6 +36,8 @@ export function qmatrixBytes(m: QMatrix): number {
     case 'bf16': return m.data.byteLength;
     case 'mxfp4': return m.blocks.byteLength + m.scales.byteLength;
     case 'int8': return m.data.byteLength + m.rowScale.byteLength;
+    case 'fp8': return m.data.byteLength + m.scales.byteLength;
+    case 'nvfp4': return m.packed.byteLength + m.scales.byteLength;
   }
 }
 
@@ -73,6 +87,18 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
     }
     case 'int8':
       return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols), rowScale: m.rowScale.subarray(r0, r0 + n) };
+    case 'fp8': {
+      if (r0 % m.blockRows !== 0) throw new Error(`fp8 row slice at ${r0} is not on a scale block boundary (${m.blockRows})`);
+      const gc = Math.ceil(m.cols / m.blockCols);
+      const g0 = r0 / m.blockRows;
+      const gn = Math.ceil(n / m.blockRows);
+      return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols), scales: m.scales.subarray(g0 * gc, (g0 + gn) * gc) };
+    }
+    case 'nvfp4':
+      return {
+        ...m, rows: n, packed: m.packed.subarray((r0 * m.cols) / 2, ((r0 + n) * m.cols) / 2),
+        scales: m.scales.subarray((r0 * m.cols) / 16, ((r0 + n) * m.cols) / 16), rowScale2: m.rowScale2.subarray(r0, r0 + n),
+      };
   }
 }
 
@@ -81,7 +107,7 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
  * llama.cpp's q8_0). This changes the weights: it is an opt-in speed/size trade, not exact.
  */
 export function requantizeInt8(m: QMatrix, decodeRow: (m: QMatrix, r: number, out: Float32Array) => void): QMatrix {
-  if (m.format === 'mxfp4' || m.format === 'int8') return m;
+  if (m.format !== 'f32' && m.format !== 'bf16') return m;
   const data = new Int8Array(m.rows * m.cols);
   const rowScale = new Float32Array(m.rows);
   const row = new Float32Array(m.cols);

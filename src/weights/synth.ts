@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { InputError } from '../util/errors.js';
 import type { DType } from './dtypes.js';
 import { DTYPE_BYTES } from './dtypes.js';
+import { NEMOTRON_PRESETS, nemotronHSpec } from './synth-nemotron.js';
 
 export interface SynthTensor {
   name: string;
@@ -43,6 +44,7 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     ...GPT_OSS_BASE, num_hidden_layers: 2, num_local_experts: 4, num_experts_per_tok: 2, experts_per_token: 2,
     hidden_size: 64, intermediate_size: 64, head_dim: 16, num_attention_heads: 4, num_key_value_heads: 2, sliding_window: 16,
   },
+  ...NEMOTRON_PRESETS,
 };
 
 /** E8M0 byte whose MXFP4 values have RMS ≈ 1/√fanIn (e2m1 codes have RMS ≈ 2.93). */
@@ -209,5 +211,6 @@ export function synthSpecFor(presetOrConfig: string | Record<string, unknown>): 
   if (!config) throw new InputError(`--preset: unknown preset "${presetOrConfig}" (known: ${Object.keys(PRESETS).join(', ')})`);
   const mt = config.model_type;
   if (mt === 'gpt_oss') return gptOssSpec(config);
-  throw new InputError(`synth: model_type "${String(mt)}" has no synthetic layout yet (supported: gpt_oss)`);
+  if (mt === 'nemotron_h') return nemotronHSpec(config);
+  throw new InputError(`synth: model_type "${String(mt)}" has no synthetic layout yet (supported: gpt_oss, nemotron_h)`);
 }

@@ -1,0 +1,131 @@
+/**
+ * Linear weights by name, in whatever format the checkpoint stores them (NVIDIA releases bf16,
+ * FP8 and NVFP4 variants of the same model): `<base>.weight` plus, for quantised formats, its
+ * scale tensors. Also stacks per-expert matrices into one bank (experts are stored one tensor each).
+ */
+import { CheckpointError } from '../util/errors.js';
+import type { Checkpoint } from './checkpoint.js';
+import { decodeToF32 } from './dtypes.js';
+import { QMatrix, denseMatrix } from './qmatrix.js';
+
+const DENSE = ['BF16', 'F32', 'F16'] as const;
+
+/**
+ * `<base>.weight` as a [rows, cols] matrix: BF16/F16/F32 as stored; F8_E4M3 with
+ * `<base>.weight_scale` (per tensor, per row or a block grid) or `<base>.weight_scale_inv` (block
+ * grid); NVFP4 as U8 [rows, cols/2] with `<base>.weight_scale` (F8_E4M3 [rows, cols/16]) and
+ * `<base>.weight_scale_2` (F32 scalar). (`input_scale` only matters to FP4/FP8 activations.)
+ */
+export function loadLinear(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
+  const name = `${base}.weight`;
+  const info = ckpt.info(name);
+  if (info?.dtype === 'F8_E4M3') return fp8Linear(ckpt, base, rows, cols);
+  if (info?.dtype === 'U8' && ckpt.info(`${base}.weight_scale`)?.dtype === 'F8_E4M3') return nvfp4Linear(ckpt, base, rows, cols);
+  return denseMatrix(ckpt.tensor(name, [...DENSE], [rows, cols]));
+}
+
+function scalar(ckpt: Checkpoint, name: string): number {
+  const t = ckpt.tensor(name, ['F32', 'BF16', 'F16']);
+  if (t.shape.reduce((a, d) => a * d, 1) !== 1) {
+    throw new CheckpointError(`tensor ${name} has shape [${t.shape.join(', ')}], expected a single value`);
+  }
+  return decodeToF32(t.dtype, t.data, name)[0];
+}
+
+function fp8Linear(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
+  const w = ckpt.tensor(`${base}.weight`, 'F8_E4M3', [rows, cols]);
+  const sName = ckpt.has(`${base}.weight_scale_inv`) ? `${base}.weight_scale_inv` : `${base}.weight_scale`;
+  const st = ckpt.tensor(sName, ['F32', 'BF16', 'F16']);
+  const scales = decodeToF32(st.dtype, st.data, sName);
+  let blockRows: number;
+  let blockCols: number;
+  if (scales.length === 1) {
+    blockRows = rows;
+    blockCols = cols;
+  } else if (st.shape.length === 1 && st.shape[0] === rows) {
+    blockRows = 1;
+    blockCols = cols;
+  } else if (st.shape.length === 2) {
+    const [gr, gc] = st.shape;
+    // DeepSeek-style grids use 128 × 128 blocks; otherwise the even split
+    const pick = (n: number, g: number) => (Math.ceil(n / 128) === g ? 128 : Math.ceil(n / g));
+    blockRows = pick(rows, gr);
+    blockCols = pick(cols, gc);
+    if (Math.ceil(rows / blockRows) !== gr || Math.ceil(cols / blockCols) !== gc) {
+      throw new CheckpointError(`tensor ${sName} has shape [${st.shape.join(', ')}], not a block grid over [${rows}, ${cols}]`);
+    }
+  } else {
+    throw new CheckpointError(`tensor ${sName} has shape [${st.shape.join(', ')}], expected a scalar, [${rows}] or a 2-D block grid`);
+  }
+  return { format: 'fp8', rows, cols, data: w.data, scales, blockRows, blockCols };
+}
+
+function nvfp4Linear(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
+  if (cols % 16 !== 0) throw new CheckpointError(`tensor ${base}.weight: NVFP4 needs a multiple of 16 inputs, got ${cols}`);
+  const w = ckpt.tensor(`${base}.weight`, 'U8', [rows, cols / 2]);
+  const sc = ckpt.tensor(`${base}.weight_scale`, 'F8_E4M3', [rows, cols / 16]);
+  const g = scalar(ckpt, `${base}.weight_scale_2`);
+  return { format: 'nvfp4', rows, cols, packed: w.data, scales: sc.data, rowScale2: new Float32Array(rows).fill(g) };
+}
+
+/** A small float tensor (norm weights, biases, A_log...) as f32, checked to hold `n` values. */
+export function loadVector(ckpt: Checkpoint, name: string, shape: number[]): Float32Array {
+  const t = ckpt.tensor(name, [...DENSE], shape);
+  return decodeToF32(t.dtype, t.data, name);
+}
+
+/** Stack matrices of equal format and cols into one of Σ rows (expert e owns its rows in order). */
+export function stackMatrices(ms: QMatrix[], what: string): QMatrix {
+  const f = ms[0].format;
+  const cols = ms[0].cols;
+  if (ms.some((m) => m.format !== f || m.cols !== cols)) {
+    throw new CheckpointError(`${what}: experts are stored in different formats or widths`);
+  }
+  const rows = ms.reduce((a, m) => a + m.rows, 0);
+  const cat = <A extends Float32Array | Uint16Array | Uint8Array | Int8Array>(parts: A[], make: (n: number) => A): A => {
+    const out = make(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p as never, o);
+      o += p.length;
+    }
+    return out;
+  };
+  switch (f) {
+    case 'f32':
+      return { format: 'f32', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'f32' }>).data), (n) => new Float32Array(n)) };
+    case 'bf16':
+      return { format: 'bf16', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'bf16' }>).data), (n) => new Uint16Array(n)) };
+    case 'fp8': {
+      const ps = ms as Extract<QMatrix, { format: 'fp8' }>[];
+      const { blockCols } = ps[0];
+      // each expert keeps its own scales: blocks must not straddle two experts
+      const blockRows = Math.min(...ps.map((m) => m.blockRows));
+      if (ps.some((m) => m.blockCols !== blockCols || m.rows % blockRows !== 0 || m.blockRows % blockRows !== 0)) {
+        throw new CheckpointError(`${what}: experts' FP8 scale blocks differ`);
+      }
+      const gc = Math.ceil(cols / blockCols);
+      const scales = new Float32Array((rows / blockRows) * gc);
+      let o = 0;
+      for (const m of ps) {
+        for (let r = 0; r < m.rows; r += blockRows) {
+          const src = Math.floor(r / m.blockRows) * gc;
+          scales.set(m.scales.subarray(src, src + gc), o);
+          o += gc;
+        }
+      }
+      return { format: 'fp8', rows, cols, data: cat(ps.map((m) => m.data), (n) => new Uint8Array(n)), scales, blockRows, blockCols };
+    }
+    case 'nvfp4': {
+      const ps = ms as Extract<QMatrix, { format: 'nvfp4' }>[];
+      return {
+        format: 'nvfp4', rows, cols,
+        packed: cat(ps.map((m) => m.packed), (n) => new Uint8Array(n)),
+        scales: cat(ps.map((m) => m.scales), (n) => new Uint8Array(n)),
+        rowScale2: cat(ps.map((m) => m.rowScale2), (n) => new Float32Array(n)),
+      };
+    }
+    default:
+      throw new CheckpointError(`${what}: cannot stack experts stored as ${f}`);
+  }
+}
