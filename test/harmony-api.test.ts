@@ -81,6 +81,8 @@ test('chat: invalid requests name the field', () => {
     [{ messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f', parameters: 'nope' } }] }, /^tools\[0\]\.function\.parameters: expected a JSON schema object/],
     [{ messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'retrieval' }] }, /^tools\[0\]\.type: unsupported tool type "retrieval"/],
     [{ messages: [{ role: 'user', content: 'x' }], reasoning_effort: 'max' }, /^reasoning_effort: must be one of low, medium, high/],
+    [{ messages: [{ role: 'user', content: 'x' }], tool_choice: 'required' }, /^tool_choice: "required" needs at least one tool/],
+    [{ messages: [{ role: 'user', content: 'x' }], tool_choice: 'sometimes' }, /^tool_choice: must be "auto", "none", "required" or a function/],
   ];
   for (const [body, re] of cases) {
     assert.throws(() => mapChatCompletion(body, OPTS), (e: unknown) => e instanceof InputError && re.test(e.message), JSON.stringify(body));

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { O200kTokenizer, IncrementalDetokenizer, loadTokenizer } from '../src/tokenizer/index.js';
+import { tinyTokenizerJson } from './hf-fixture.js';
 import { checkVector } from '../src/conformance/tokenizer-vectors.js';
 import { FIXTURES, runCli, tmpDir } from './helpers.js';
 
@@ -60,7 +61,7 @@ test('streaming decode never emits broken UTF-8 and loses nothing', () => {
   const ids = H.encode(text);
   // decode byte by byte: split every multi-byte character across pushes
   const bytes = H.decodeBytes(ids);
-  const fake = { decodeBytes: (x: ArrayLike<number>) => Uint8Array.of(bytes[x[0]]) } as unknown as O200kTokenizer;
+  const fake = { tokenBytes: (i: number) => Uint8Array.of(bytes[i]) } as unknown as O200kTokenizer;
   const d = new IncrementalDetokenizer(fake);
   let out = '';
   for (let i = 0; i < bytes.length; i++) {
@@ -82,8 +83,15 @@ test('checkpoint folders: gpt-oss uses o200k_harmony; a tokenizer.json must agre
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt_oss' }));
   assert.equal((await loadTokenizer(dir)).name, 'o200k_harmony');
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ added_tokens: [{ id: 200007, content: '<|start|>' }] }));
-  await assert.rejects(loadTokenizer(dir), /<\|start\|> has id 200007/);
+  // a real (small) tokenizer.json whose <|start|> sits at another id than o200k_harmony's
+  const j = tinyTokenizerJson() as { added_tokens: { content: string }[]; model: { vocab: Record<string, number> } };
+  j.added_tokens[2].content = '<|start|>';
+  delete j.model.vocab['<|im_start|>'];
+  j.model.vocab['<|start|>'] = 2;
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(j));
+  await assert.rejects(loadTokenizer(dir), /<\|start\|> has id 2, but o200k_harmony has 200006/);
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), '[1, 2');
+  await assert.rejects(loadTokenizer(dir), /tokenizer\.json.*not valid JSON/);
   await assert.rejects(loadTokenizer(path.join(dir, 'missing')), /config\.json/);
 });
 

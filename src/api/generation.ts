@@ -3,12 +3,13 @@
  * → events, with stop strings, cancellation and usage. The server, the CLI chat and the library
  * API all consume these streams.
  */
-import type { ChatFormat, OutputEvent, ParsedOutput } from '../chat/chat-format.js';
+import type { ChatFormat, OutputEvent, ParsedOutput, RenderedPrompt } from '../chat/chat-format.js';
 import type { ConstraintSpec, EngineClient } from '../engine/client.js';
 import type { GeneratedToken, Usage } from '../engine/engine.js';
 import type { SamplingParams } from '../engine/sampling.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { StopStringFilter } from './stop-strings.js';
+import { generatedBytes, generatedText } from '../tokenizer/detokenizer.js';
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'abort' | 'error';
 
@@ -43,10 +44,11 @@ function linkSignal(signal?: AbortSignal): AbortController {
 const EMPTY_USAGE: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
 
 /** Chat generation: the format's parser splits reasoning, content and tool calls. */
-export async function* generateChat(engine: EngineClient, format: ChatFormat, prompt: number[], o: GenerationOptions): AsyncGenerator<ChatStreamEvent> {
+export async function* generateChat(engine: EngineClient, format: ChatFormat, rendered: RenderedPrompt, o: GenerationOptions): AsyncGenerator<ChatStreamEvent> {
+  const prompt = rendered.ids;
   const ac = linkSignal(o.signal);
   const sampling = { ...o.sampling, stopTokenIds: [...new Set([...o.sampling.stopTokenIds, ...format.stopTokenIds])] };
-  const parser = format.createParser();
+  const parser = format.createParser(rendered);
   const filter = new StopStringFilter(o.stop ?? []);
   let usage: Usage = { ...EMPTY_USAGE, promptTokens: prompt.length };
   let reason: FinishReason = 'stop';
@@ -72,7 +74,7 @@ export async function* generateChat(engine: EngineClient, format: ChatFormat, pr
     const infos: TokenInfo[] = [];
     for (const t of out.tokens) {
       yield* emit(parser.push(t.id));
-      if (o.sampling.logprobs) infos.push({ ...t, text: format.tokenizer.decode([t.id]) });
+      if (o.sampling.logprobs) infos.push({ ...t, text: generatedText(format.tokenizer, t.id) });
       if (stoppedByString && !ac.signal.aborted) ac.abort();
     }
     if (out.tokens.length > 0) yield { type: 'tokens', count: out.tokens.length, logprobs: infos };
@@ -116,9 +118,9 @@ export async function* generateText(engine: EngineClient, tokenizer: Tokenizer, 
     let piece = '';
     for (const t of out.tokens) {
       if (filter.stopped) break;
-      const raw = utf8.decode(tokenizer.decodeBytes([t.id]), { stream: true });
+      const raw = utf8.decode(generatedBytes(tokenizer, t.id), { stream: true });
       piece += filter.push(raw);
-      if (o.sampling.logprobs) infos.push({ ...t, text: tokenizer.decode([t.id]) });
+      if (o.sampling.logprobs) infos.push({ ...t, text: generatedText(tokenizer, t.id) });
     }
     if (filter.stopped && !ac.signal.aborted) ac.abort();
     if (piece || infos.length > 0) {

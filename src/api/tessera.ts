@@ -7,7 +7,7 @@
  *   await t.close();
  */
 import * as path from 'node:path';
-import type { ChatFormat, OutputEvent } from '../chat/chat-format.js';
+import type { ChatFormat, OutputEvent, RenderedPrompt } from '../chat/chat-format.js';
 import { createChatFormat } from '../chat/index.js';
 import type { EngineClient } from '../engine/client.js';
 import { DEFAULT_SAMPLING, samplingFromRequest, type SamplingParams } from '../engine/sampling.js';
@@ -67,8 +67,8 @@ export class Tessera {
     if (room < 1) throw new InputError(`messages: the prompt has ${prompt.ids.length} tokens, more than the context allows (${this.engine.maxModelLen})`);
     const sampling = samplingFromRequest(request, { defaultMaxTokens: Math.min(4096, room), maxTokensCap: room });
     const constraint = responseFormat(request.response_format);
-    return generateChat(this.engine, this.format, prompt.ids, {
-      sampling, stop: parseStop(request.stop), constraint: constraint && this.gated(constraint), signal: opts.signal,
+    return generateChat(this.engine, this.format, prompt, {
+      sampling, stop: parseStop(request.stop), constraint: constraint && this.gated(constraint, prompt), signal: opts.signal,
     });
   }
 
@@ -86,9 +86,9 @@ export class Tessera {
   }
 
   /** A response-format constraint starts where the format's answer starts (after reasoning). */
-  gated<T extends object>(c: T): T {
-    const gate = this.format.constrainedContentGate?.();
-    return gate ? { ...c, gate } : c;
+  private gated<T extends object>(c: T, prompt: RenderedPrompt): T {
+    const gate = this.format.constrainedContentGate?.(prompt);
+    return gate && gate.length > 0 ? { ...c, gate } : c;
   }
 
   async close(): Promise<void> {

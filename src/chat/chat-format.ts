@@ -59,12 +59,12 @@ export interface ChatFormat {
   renderChatCompletion(body: Record<string, unknown>): RenderedPrompt;
   /** A Responses API request body → the prompt; InputError on an invalid shape. */
   renderResponses(body: Record<string, unknown>): RenderedPrompt;
-  /** a parser for the tokens generated after the prompt */
-  createParser(): OutputParser;
+  /** a parser for the tokens generated after `prompt` (some formats depend on how it ended) */
+  createParser(prompt?: RenderedPrompt): OutputParser;
   /**
    * The token sequence after which the answer proper begins (e.g. harmony's
    * `<|channel|>final<|message|>`): response-format constraints start there, so reasoning runs
    * free. Absent or empty: constraints apply from the first token.
    */
-  constrainedContentGate?(): number[];
+  constrainedContentGate?(prompt?: RenderedPrompt): number[];
 }

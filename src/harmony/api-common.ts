@@ -119,6 +119,7 @@ export type ToolChoice = { mode: 'auto' | 'none' | 'required' } | { mode: 'funct
  */
 export function toolChoice(v: unknown, field: string, toolNames: ReadonlySet<string>, nameOf: (o: Obj) => unknown): ToolChoice {
   if (v === undefined || v === null) return { mode: 'auto' };
+  if (v === 'required' && toolNames.size === 0) throw new InputError(`${field}: "required" needs at least one tool in tools`);
   if (v === 'auto' || v === 'none' || v === 'required') return { mode: v };
   if (typeof v === 'string') throw new InputError(`${field}: must be "auto", "none", "required" or a function, got ${JSON.stringify(v)}`);
   const o = reqObj(v, field);

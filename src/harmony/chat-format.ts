@@ -67,7 +67,7 @@ export class HarmonyChatFormat implements ChatFormat {
     return [t.channel, ...this.tokenizer.encode('final'), t.message];
   }
 
-  createParser(opts: OutputParserOptions = {}): OutputParser {
+  createParser(_prompt?: RenderedPrompt, opts: OutputParserOptions = {}): OutputParser {
     return new HarmonyOutputParser(this.tokenizer, { newCallId: this.opts.newCallId, ...opts }, this.renderer.tokens);
   }
 }

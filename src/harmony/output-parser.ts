@@ -42,7 +42,6 @@ export class HarmonyOutputParser implements OutputParser {
   private knownRole: Role | null;
   private headerIds: number[] = [];
   private sink: Sink = { kind: 'content' };
-  private header: TolerantHeader | null = null;
   /** the last message ended before its `<|message|>`: a `<|message|>` now continues it */
   private salvagedHeader: TolerantHeader | null = null;
   private utf8 = new Utf8Stream();
@@ -175,6 +174,7 @@ export class HarmonyOutputParser implements OutputParser {
   }
 
   private beginHeader(role: Role | null): void {
+    this.salvagedHeader = null;
     this.state = 'header';
     this.knownRole = role;
     this.headerIds = [];
@@ -210,7 +210,6 @@ export class HarmonyOutputParser implements OutputParser {
 
   private openMessage(h: TolerantHeader, ev: OutputEvent[]): void {
     if (h.malformed) this.malformed = true;
-    this.header = h;
     this.utf8 = new Utf8Stream();
     this.state = 'content';
     this.salvagedHeader = null;
@@ -256,7 +255,6 @@ export class HarmonyOutputParser implements OutputParser {
   private closeMessage(ev: OutputEvent[]): void {
     this.emit(ev, this.utf8.flush(), this.sink);
     if (this.sink.kind === 'tool') ev.push({ type: 'tool_call_end', index: this.sink.index });
-    this.header = null;
     this.sink = { kind: 'content' };
   }
 }

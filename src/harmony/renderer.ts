@@ -114,7 +114,8 @@ export class HarmonyRenderer {
         text += FORMATTING_TOKENS[p.special];
       } else {
         for (const id of this.tokenizer.encode(p.text)) ids.push(id);
-        text += p.text;
+        // lone surrogates are encoded as U+FFFD (as tiktoken does): the text says the same
+        text += (p.text as string & { toWellFormed(): string }).toWellFormed();
       }
     }
     return { ids, text };

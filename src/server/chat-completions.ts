@@ -42,9 +42,10 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   const stream = bool(body, 'stream');
   const n = intIn(body, 'n', 1, 16, 1);
   const withUsage = includeUsage(body);
-  const constraint = gated(ctx, responseFormat(body.response_format));
+  const wanted = responseFormat(body.response_format);
   const stop = stops(body);
   const prompt = ctx.format.renderChatCompletion(body);
+  const constraint = gated(ctx, wanted, prompt);
   const base = sampling(body, ctx.limits, prompt.ids.length);
   ctx.metrics.promptTokens.inc(prompt.ids.length * n);
   const id = `chatcmpl-${randomUUID()}`;
@@ -53,7 +54,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   const ac = new AbortController();
   const runs = Array.from({ length: n }, (_, i) => {
     const s = { ...base, seed: base.seed === null ? null : base.seed + i };
-    return generateChat(ctx.engine, ctx.format, prompt.ids, { sampling: s, stop, constraint, signal: ac.signal });
+    return generateChat(ctx.engine, ctx.format, prompt, { sampling: s, stop, constraint, signal: ac.signal });
   });
 
   if (!stream) {

@@ -96,8 +96,9 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
     throw new HttpError(400, 'previous_response_id: stored responses are not kept by this server; send the whole conversation in `input`', 'invalid_request_error', null, 'previous_response_id');
   }
   const stream = bool(body, 'stream');
-  const constraint = gated(ctx, textFormat(body.text));
+  const wanted = textFormat(body.text);
   const prompt = ctx.format.renderResponses(body);
+  const constraint = gated(ctx, wanted, prompt);
   const s = sampling(body, ctx.limits, prompt.ids.length);
   ctx.metrics.promptTokens.inc(prompt.ids.length);
   const id = `resp_${randomUUID()}`;
@@ -128,7 +129,7 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
   let done: Extract<ChatStreamEvent, { type: 'done' }> | undefined;
   let reasoningTokens = 0;
   let inReasoning = false;
-  for await (const e of generateChat(ctx.engine, ctx.format, prompt.ids, { sampling: s, constraint, signal: ac.signal })) {
+  for await (const e of generateChat(ctx.engine, ctx.format, prompt, { sampling: s, constraint, signal: ac.signal })) {
     if (e.type === 'done') done = e;
     else if (e.type === 'tokens') {
       timer.token(e.count);
