@@ -31,6 +31,7 @@ const units = [
   ['kernels_generic.cpp', []],
   ['kernels_avx2.cpp', ['-mavx2', '-mfma', '-mf16c']],
   ['kernels_avx512.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mfma', '-mf16c']],
+  ['kernels_avx512vnni.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx512vnni', '-mfma', '-mf16c']],
 ];
 
 function run(args) {

@@ -46,7 +46,7 @@ function close(a: Float32Array, b: Float32Array, what: string, rel = 1e-5) {
   }
 }
 
-for (const isa of ['avx512', 'avx2', 'generic']) {
+for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
   test(`native ${isa}: linear / norms / rope / attention / moe match the reference`, (t) => {
     if (!addon) return assert.fail('addon missing');
     let be: NativeBackend;

@@ -35,10 +35,13 @@ struct Err {
 struct Args {
   napi_env env;
   std::vector<napi_value> v;
-  Args(napi_env e, napi_callback_info info, size_t n) : env(e), v(n) {
+  // n slots; the first `required` (default all) must be given, the rest read as undefined
+  Args(napi_env e, napi_callback_info info, size_t n, size_t required = SIZE_MAX) : env(e), v(n) {
     size_t argc = n;
     NAPI(napi_get_cb_info(e, info, &argc, v.data(), nullptr, nullptr));
-    if (argc < n) throw Err{"expected " + std::to_string(n) + " arguments"};
+    if (required > n) required = n;
+    if (argc < required) throw Err{"expected " + std::to_string(required) + " arguments"};
+    for (size_t i = argc; i < n; i++) NAPI(napi_get_undefined(e, &v[i]));
   }
 };
 
@@ -60,6 +63,14 @@ T* typed(napi_env env, napi_value v, napi_typedarray_type want, size_t* len, con
   if (type != want) throw Err{std::string(what) + ": wrong typed array type"};
   if (len) *len = n;
   return static_cast<T*>(data);
+}
+
+// an optional boolean argument (undefined / null → false)
+bool flag(napi_env env, napi_value v) {
+  if (is_null(env, v)) return false;
+  bool b = false;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) throw Err{"expected a boolean"};
+  return b;
 }
 
 double num(napi_env env, napi_value v) {
@@ -145,13 +156,60 @@ void deinterleave(const float* x, int64_t T, int64_t C, float* out) {
     }
 }
 
-// One linear segment of a multi-linear job.
+// Quantises activations to q8 in the layout the integer kernels read (kernels.h). Every ISA
+// gets the same values: scalar code, round to nearest even.
+void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, std::vector<uint8_t>& buf) {
+  const int64_t GC = q8_group_cols(fmt), GB = q8_group_bytes(fmt), xs = q8_token_bytes(fmt, C);
+  buf.assign(size_t(T * xs), 0);
+  const int64_t nblocks = (C + 31) / 32;
+  auto token = [&](int64_t t) {
+    for (int64_t b = 0; b < nblocks; b++) {
+      const int64_t c0 = b * 32, n = std::min<int64_t>(32, C - c0);
+      const float* xb = x + t * C + c0;
+      float amax = 0.f;
+      for (int64_t j = 0; j < n; j++) amax = std::max(amax, std::fabs(xb[j]));
+      const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+      int8_t q[32] = {0};
+      int32_t Q = 0;
+      for (int64_t j = 0; j < n; j++) {
+        float v = std::nearbyint(xb[j] * id);
+        v = std::max(-127.f, std::min(127.f, v));
+        q[j] = int8_t(v);
+        Q += q[j];
+      }
+      uint8_t* rec = buf.data() + t * xs + (c0 / GC) * GB;
+      const int64_t k = (c0 % GC) / 32;  // block within the group
+      int32_t* corr = reinterpret_cast<int32_t*>(rec + GC);
+      float* dxl = reinterpret_cast<float*>(rec + GC + 64);
+      if (fmt == FMT_MXFP4) {
+        for (int j = 0; j < 16; j++) {
+          rec[16 * k + j] = uint8_t(q[2 * j]);
+          rec[64 + 16 * k + j] = uint8_t(q[2 * j + 1]);
+        }
+        corr[4 * k] = -12 * Q;
+        for (int j = 0; j < 4; j++) dxl[4 * k + j] = 0.5f * d;
+      } else {
+        for (int j = 0; j < 32; j++) rec[32 * k + j] = uint8_t(q[j]);
+        corr[8 * k] = -128 * Q;
+        for (int j = 0; j < 8; j++) dxl[8 * k + j] = d;
+      }
+    }
+  };
+  if (T >= 8) pool->parallel_for(T, token);
+  else
+    for (int64_t t = 0; t < T; t++) token(t);
+}
+
+bool q8_format(const Matrix& w) { return w.format == FMT_MXFP4 || w.format == FMT_INT8; }
+
+// One linear segment of a multi-linear job: f32 activations x, or q8 activations xq.
 struct Segment {
   Matrix w;
   const float* x;
   int64_t T;
   const float* bias;
   float* y;
+  const uint8_t* xq = nullptr;
 };
 
 // Run several independent linears (e.g. all active experts) as one parallel job.
@@ -171,7 +229,8 @@ void run_segments(const std::vector<Segment>& segs) {
   pool->parallel_for(int64_t(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     const Segment& s = segs[t.seg];
-    K->linear_rows(s.w, s.x, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
+    if (s.xq) K->linear_rows_q8(s.w, s.xq, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
+    else K->linear_rows(s.w, s.x, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
   });
 }
 
@@ -193,7 +252,7 @@ napi_value undefined(napi_env env) {
   return u;
 }
 
-// init(threads, isa) → "avx512" | "avx2" | "generic"
+// init(threads, isa) → "avx512vnni" | "avx512" | "avx2" | "generic"
 napi_value Init(napi_env env, napi_callback_info info) {
   Args a(env, info, 2);
   int threads = int(num(env, a.v[0]));
@@ -202,10 +261,13 @@ napi_value Init(napi_env env, napi_callback_info info) {
   bool has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  bool hasVnni = has512 && __builtin_cpu_supports("avx512vnni");
   if (want == "avx512" && !has512) throw Err{"this CPU lacks AVX-512"};
+  if (want == "avx512vnni" && !hasVnni) throw Err{"this CPU lacks AVX-512 VNNI"};
   if (want == "avx2" && !has2) throw Err{"this CPU lacks AVX2/FMA"};
   if (want == "generic") K = &kernels_generic();
   else if (want == "avx2") K = &kernels_avx2();
+  else if (want == "avx512vnni" || (want == "auto" && hasVnni)) K = &kernels_avx512vnni();
   else if (want == "avx512" || (want == "auto" && has512)) K = &kernels_avx512();
   else if (has2) K = &kernels_avx2();
   else K = &kernels_generic();
@@ -220,10 +282,10 @@ void need_init() {
   if (!K || !pool) throw Err{"native backend not initialised"};
 }
 
-// linear(x, T, w, bias|null, y)
+// linear(x, T, w, bias|null, y, q8?): q8 quantises the activations for MXFP4 / INT8 weights
 napi_value Linear(napi_env env, napi_callback_info info) {
   need_init();
-  Args a(env, info, 5);
+  Args a(env, info, 6, 5);
   size_t nx, ny;
   const float* x = typed<float>(env, a.v[0], napi_float32_array, &nx, "x");
   int64_t T = int64_t(num(env, a.v[1]));
@@ -231,6 +293,14 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   const float* bias = is_null(env, a.v[3]) ? nullptr : typed<float>(env, a.v[3], napi_float32_array, nullptr, "bias");
   float* y = typed<float>(env, a.v[4], napi_float32_array, &ny, "y");
   if (int64_t(nx) < T * w.cols || int64_t(ny) < T * w.rows) throw Err{"linear: x or y too short"};
+  if (flag(env, a.v[5]) && q8_format(w)) {
+    std::vector<uint8_t> xq;
+    prepare_q8(w.format, x, T, w.cols, xq);
+    Segment s{w, x, T, bias, y};
+    s.xq = xq.data();
+    run_segments({s});
+    return undefined(env);
+  }
   std::vector<float> xd;
   if (w.format == FMT_MXFP4) {
     xd.resize(T * w.cols);
@@ -357,7 +427,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
 // moe(x, T, k, experts, weights, w1, b1|null, w2, b2|null, numExperts, w1Rows, dOut, act, alpha, limit, out)
 napi_value Moe(napi_env env, napi_callback_info info) {
   need_init();
-  Args a(env, info, 16);
+  Args a(env, info, 17, 16);
   const float* x = typed<float>(env, a.v[0], napi_float32_array, nullptr, "x");
   int64_t T = int64_t(num(env, a.v[1])), k = int64_t(num(env, a.v[2]));
   const int32_t* ex = typed<int32_t>(env, a.v[3], napi_int32_array, nullptr, "experts");
@@ -371,6 +441,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   float alpha = float(num(env, a.v[13])), limit = float(num(env, a.v[14]));
   float* out = typed<float>(env, a.v[15], napi_float32_array, nullptr, "out");
   const int64_t dIn = w1.cols;
+  const bool q8_1 = flag(env, a.v[16]) && q8_format(w1), q8_2 = flag(env, a.v[16]) && q8_format(w2);
   const bool swiglu = act == "swiglu_oai";
   const int64_t inter = swiglu ? R1 / 2 : R1;
   if (w2.cols != inter) throw Err{"moe: w2 cols do not match the activation width"};
@@ -384,17 +455,20 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   for (int64_t e = 0; e < E; e++)
     if (!picks[e].empty()) active.push_back(e);
   std::vector<std::vector<float>> xs(active.size()), hs(active.size()), as(active.size()), ys(active.size());
+  std::vector<std::vector<uint8_t>> xq(active.size()), aq(active.size());
   std::vector<Segment> seg1, seg2;
   for (size_t i = 0; i < active.size(); i++) {
     int64_t e = active[i], n = int64_t(picks[e].size());
     xs[i].resize(n * dIn);
     std::vector<float> tmp(n * dIn);
     for (int64_t j = 0; j < n; j++) std::memcpy(&tmp[j * dIn], x + (picks[e][j] / k) * dIn, dIn * 4);
-    if (w1.format == FMT_MXFP4) deinterleave(tmp.data(), n, dIn, xs[i].data());
+    if (q8_1) prepare_q8(w1.format, tmp.data(), n, dIn, xq[i]);
+    else if (w1.format == FMT_MXFP4) deinterleave(tmp.data(), n, dIn, xs[i].data());
     else xs[i].swap(tmp);
     hs[i].resize(n * R1);
     seg1.push_back({row_slice(w1, e * R1), xs[i].data(), n, b1 ? b1 + e * R1 : nullptr, hs[i].data()});
     seg1.back().w.rows = R1;
+    if (q8_1) seg1.back().xq = xq[i].data();
   }
   run_segments(seg1);
   for (size_t i = 0; i < active.size(); i++) {
@@ -416,11 +490,13 @@ napi_value Moe(napi_env env, napi_callback_info info) {
         av[j * inter + c] = r;
       }
     as[i].resize(n * inter);
-    if (w2.format == FMT_MXFP4) deinterleave(av.data(), n, inter, as[i].data());
+    if (q8_2) prepare_q8(w2.format, av.data(), n, inter, aq[i]);
+    else if (w2.format == FMT_MXFP4) deinterleave(av.data(), n, inter, as[i].data());
     else as[i].swap(av);
     ys[i].resize(n * dOut);
     seg2.push_back({row_slice(w2, active[i] * dOut), as[i].data(), n, b2 ? b2 + active[i] * dOut : nullptr, ys[i].data()});
     seg2.back().w.rows = dOut;
+    if (q8_2) seg2.back().xq = aq[i].data();
   }
   run_segments(seg2);
   // combine per token in ascending expert order (the same order whatever shares the batch)

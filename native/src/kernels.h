@@ -25,6 +25,21 @@ struct LinearRowsFn {
              int64_t r0, int64_t r1);
 };
 
+// Activations quantised to int8 (q8: one f32 scale per 32 inputs, as llama.cpp's q8_0), laid out
+// for the integer kernels. Per token, groups of Q8_GROUP_COLS(format) inputs, each group one
+// record of Q8_GROUP_BYTES(format) bytes:
+//   q    int8 values: MXFP4 (4 blocks of 32): the 4×16 even inputs, then the 4×16 odd ones (so
+//        the low / high nibbles of 64 stored bytes meet their inputs); INT8 (2 blocks): in order
+//   corr 16 × int32, added to the integer sums before scaling: the offset that makes the weights
+//        unsigned (MXFP4: 2·e2m1 + 12; INT8: w + 128) times −Σq of the block, in the block's first lane
+//   dxl  16 × f32, the block scale of each lane's inputs (MXFP4: halved, for the 2·e2m1 codes)
+// Padding blocks past `cols` are zero. Built by prepare_q8 (addon.cpp), the same on every ISA.
+inline int64_t q8_group_cols(int format) { return format == FMT_MXFP4 ? 128 : 64; }
+inline int64_t q8_group_bytes(int format) { return q8_group_cols(format) + 128; }
+inline int64_t q8_token_bytes(int format, int64_t cols) {
+  return (cols + q8_group_cols(format) - 1) / q8_group_cols(format) * q8_group_bytes(format);
+}
+
 struct KernelTable {
   const char* isa;
   void (*linear_rows)(const Matrix& w, const float* x, int64_t T, const float* bias, float* y,
@@ -33,10 +48,14 @@ struct KernelTable {
   void (*attend_one)(const float* q, const float* kc, const float* vc, const int32_t* slots, int64_t n,
                      int64_t kv_stride, int64_t d, float scale, float sink, bool has_sink, float* scratch,
                      float* out);
+  // y[t, r] for rows [r0, r1) from q8 activations `xq` (token stride q8_token_bytes); MXFP4 / INT8 only
+  void (*linear_rows_q8)(const Matrix& w, const uint8_t* xq, int64_t T, const float* bias, float* y,
+                         int64_t y_stride, int64_t r0, int64_t r1);
 };
 
 const KernelTable& kernels_generic();
 const KernelTable& kernels_avx2();
 const KernelTable& kernels_avx512();
+const KernelTable& kernels_avx512vnni();
 
 }  // namespace tessera

@@ -18,7 +18,8 @@ import { SafetensorsFile } from '../weights/safetensors.js';
 
 interface Addon {
   init(threads: number, isa: string): string;
-  linear(x: Float32Array, T: number, w: QMatrix, bias: Float32Array | null, y: Float32Array): void;
+  /** q8: quantise the activations to int8 for MXFP4 / int8 weights (integer dot products) */
+  linear(x: Float32Array, T: number, w: QMatrix, bias: Float32Array | null, y: Float32Array, q8?: boolean): void;
   rmsNorm(x: Float32Array, T: number, w: Float32Array, eps: number, y: Float32Array): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, pos: Int32Array, invFreq: Float32Array,
     conc: number, rotaryDim: number): void;
@@ -92,14 +93,28 @@ function widenForNative(w: QMatrix): QMatrix {
   return f;
 }
 
+/**
+ * Activation precision of the MXFP4 / int8 matmuls: `f32` (exact, the default) or `int8` (q8:
+ * activations quantised per 32 inputs, integer dot products; what llama.cpp does, not exact).
+ */
+export type ActivationPrecision = 'f32' | 'int8';
+
+/** the addon's thread pool and kernel table, shared by every NativeBackend of the process */
+let initialised: { threads: number; isa: string; requested: string } | null = null;
+
 export class NativeBackend implements Backend {
   readonly name: string;
   readonly isa: string;
   private readonly ref = new ReferenceBackend();
+  private readonly q8: boolean;
 
-  constructor(private readonly a: Addon, readonly threads: number, isa = 'auto') {
-    this.isa = a.init(threads, isa);
-    this.name = `native-${this.isa}`;
+  constructor(private readonly a: Addon, readonly threads: number, isa = 'auto', readonly activations: ActivationPrecision = 'f32') {
+    if (!initialised || initialised.threads !== threads || initialised.requested !== isa) {
+      initialised = { threads, isa: a.init(threads, isa), requested: isa };
+    }
+    this.isa = initialised.isa;
+    this.q8 = activations === 'int8';
+    this.name = `native-${this.isa}${this.q8 ? '-q8' : ''}`;
   }
 
   embed(ids: Int32Array, table: QMatrix): Float32Array {
@@ -110,7 +125,7 @@ export class NativeBackend implements Backend {
     w = widenForNative(w);
     if (!NATIVE_FORMATS.has(w.format)) return this.ref.linear(x, T, w, bias);
     const y = new Float32Array(T * w.rows);
-    this.a.linear(x, T, w, bias ?? null, y);
+    this.a.linear(x, T, w, bias ?? null, y, this.q8);
     return y;
   }
 
@@ -160,7 +175,7 @@ export class NativeBackend implements Backend {
     const act = bank.activation;
     this.a.moe(x, T, routing.k, routing.experts, routing.weights, bank.w1, bank.b1, bank.w2, bank.b2,
       bank.numExperts, bank.w1Rows, bank.dOut, act.kind,
-      act.kind === 'swiglu_oai' ? act.alpha : 0, act.kind === 'swiglu_oai' ? act.limit : 0, out);
+      act.kind === 'swiglu_oai' ? act.alpha : 0, act.kind === 'swiglu_oai' ? act.limit : 0, out, this.q8);
     return out;
   }
 

@@ -30,3 +30,15 @@ export function parseFloatArg(name: string, min = -Infinity) {
     return n;
   };
 }
+
+/** --dense-weights: bf16 (as stored) or int8 (re-quantised at load) */
+export function checkDenseWeights(v: string | undefined): 'bf16' | 'int8' {
+  if (v === undefined || v === 'bf16' || v === 'int8') return v ?? 'bf16';
+  throw new InputError(`--dense-weights: expected bf16 or int8, got "${v}"`);
+}
+
+/** --activations: f32 (exact) or int8 (q8) */
+export function checkActivations(v: string | undefined): 'f32' | 'int8' {
+  if (v === undefined || v === 'f32' || v === 'int8') return v ?? 'f32';
+  throw new InputError(`--activations: expected f32 or int8, got "${v}"`);
+}

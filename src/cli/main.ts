@@ -10,27 +10,39 @@ import { greedyGenerate, promptLogits } from '../engine/runner.js';
 import { speculativeGreedy } from '../engine/speculative.js';
 import { loadModel } from '../models/registry.js';
 import { TesseraError, InputError } from '../util/errors.js';
-import { parseFloatArg, parseIds, parseIntArg } from './args.js';
+import { checkActivations, checkDenseWeights, parseFloatArg, parseIds, parseIntArg } from './args.js';
 import { COMMANDS } from './commands/index.js';
 
 function backendOption(cmd: Command): Command {
   return cmd.option('--backend <name>', 'compute backend: auto, reference or native', 'auto');
 }
 
+function precisionOptions(cmd: Command): Command {
+  return cmd
+    .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
+    .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp; native backend)', 'f32');
+}
+
+/** the backend and load options of --backend / --dense-weights / --activations */
+function modelFor(o: { model: string; backend: string; denseWeights?: string; activations?: string }) {
+  const denseWeights = checkDenseWeights(o.denseWeights);
+  return loadModel(o.model, createBackend(o.backend as BackendName, { activations: checkActivations(o.activations) }), { denseWeights });
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program.name('tessera').description('Exact and fast inference for gpt-oss and Nemotron-H').exitOverride();
 
-  backendOption(
+  precisionOptions(backendOption(
     program.command('logits')
       .description('write float32 little-endian logits [T, V] for every input position')
       .requiredOption('--model <dir>', 'checkpoint folder')
       .requiredOption('--ids <ids>', 'comma-separated token ids')
       .requiredOption('--out <file>', 'output file')
       .option('--chunk <n>', 'prefill in chunks of n tokens (0 = one pass)', parseIntArg('--chunk', 0), 0),
-  ).action((o) => {
+  )).action((o) => {
     const ids = parseIds(o.ids);
-    const model = loadModel(o.model, createBackend(o.backend as BackendName));
+    const model = modelFor(o);
     const logits = promptLogits(model, ids, o.chunk);
     const buf = Buffer.alloc(logits.length * 4);
     for (let i = 0; i < logits.length; i++) buf.writeFloatLE(logits[i], 4 * i);
@@ -41,7 +53,7 @@ export function buildProgram(): Command {
     }
   });
 
-  backendOption(
+  precisionOptions(backendOption(
     program.command('generate')
       .description('generate tokens through the KV cache')
       .requiredOption('--model <dir>', 'checkpoint folder')
@@ -51,10 +63,10 @@ export function buildProgram(): Command {
       .option('--json', 'print {"output_ids": [...]}')
       .option('--speculative-tokens <k>', 'draft k tokens per step with the model\'s MTP head (greedy output unchanged)',
         parseIntArg('--speculative-tokens', 0), 0),
-  ).action((o) => {
+  )).action((o) => {
     const ids = parseIds(o.ids);
     if (o.temperature !== 0) throw new InputError('--temperature: only 0 (greedy) is supported by `generate` in this version');
-    const model = loadModel(o.model, createBackend(o.backend as BackendName));
+    const model = modelFor(o);
     if (o.speculativeTokens > 0) {
       const r = speculativeGreedy(model, ids, o.maxNewTokens, o.speculativeTokens);
       const rate = r.drafted > 0 ? r.accepted / r.drafted : 0;

@@ -24,7 +24,7 @@ const opts = workerData as WorkerEngineOptions;
 function main(): void {
   let engine: Engine;
   try {
-    const backend = createBackend(opts.backend ?? 'auto', { threads: opts.threads });
+    const backend = createBackend(opts.backend ?? 'auto', { threads: opts.threads, activations: opts.activations });
     const model = loadModel(opts.modelDir, backend, { denseWeights: opts.denseWeights });
     engine = new Engine(model, resolveEngineOptions(model, opts));
   } catch (e) {

@@ -16,6 +16,8 @@ export interface WorkerEngineOptions extends EngineSettings {
   backend?: 'auto' | 'native' | 'reference';
   threads?: number;
   denseWeights?: 'bf16' | 'int8';
+  /** activation precision of the quantised matmuls (native backend): f32 (exact) or int8 */
+  activations?: 'f32' | 'int8';
 }
 
 export type ToWorker =

@@ -1,8 +1,7 @@
 /** `tessera bench`: throughput, latency, memory and roofline figures for one checkpoint. */
 import type { Command } from 'commander';
 import { runBench } from '../../../bench/model-bench.js';
-import { parseIntArg } from '../args.js';
-import { InputError } from '../../util/errors.js';
+import { checkActivations, checkDenseWeights, parseIntArg } from '../args.js';
 
 export function register(program: Command): void {
   program.command('bench')
@@ -16,15 +15,17 @@ export function register(program: Command): void {
     .option('--batch <list>', 'batched decode sizes', '1,4,16')
     .option('--batched-steps <n>', 'decode steps per batched run', parseIntArg('--batched-steps', 1), 16)
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
+    .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .option('--json', 'print one JSON object')
     .action((o) => {
-      if (o.denseWeights !== 'bf16' && o.denseWeights !== 'int8') throw new InputError(`--dense-weights: expected bf16 or int8, got "${o.denseWeights}"`);
+      const denseWeights = checkDenseWeights(o.denseWeights);
+      const activations = checkActivations(o.activations);
       const log = o.json ? (l: string) => process.stderr.write(l + '\n') : (l: string) => process.stdout.write(l + '\n');
       const res = runBench({
         model: o.model, backend: o.backend, threads: o.threads, promptTokens: o.promptTokens,
         decodeTokens: o.decodeTokens, depth: o.depth,
         batchSizes: String(o.batch).split(',').map((s: string) => parseIntArg('--batch', 1)(s)),
-        batchedSteps: o.batchedSteps, log, denseWeights: o.denseWeights,
+        batchedSteps: o.batchedSteps, log, denseWeights, activations,
       });
       if (o.json) process.stdout.write(JSON.stringify(res) + '\n');
     });

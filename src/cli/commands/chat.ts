@@ -8,7 +8,7 @@ import * as readline from 'node:readline';
 import type { Command } from 'commander';
 import { Tessera } from '../../api/tessera.js';
 import { InputError, TesseraError } from '../../util/errors.js';
-import { parseIntArg } from '../args.js';
+import { parseIntArg, checkActivations, checkDenseWeights } from '../args.js';
 
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
@@ -24,12 +24,17 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'sampling temperature', '1')
     .option('--backend <name>', 'compute backend', 'auto')
     .option('--threads <n>', 'native threads', parseIntArg('--threads', 1))
+    .option('--dense-weights <fmt>', 'bf16 (as stored) or int8 (re-quantised)', 'bf16')
+    .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations, as llama.cpp)', 'f32')
     .action(async (o) => {
       if (!['low', 'medium', 'high'].includes(o.effort)) throw new InputError(`--effort: expected low, medium or high, got "${o.effort}"`);
       const color = process.stdout.isTTY === true;
       const dim = (s: string) => (color ? DIM + s + RESET : s);
       process.stderr.write(dim(`loading ${o.model} ...\n`));
-      const t = await Tessera.load(o.model, { backend: o.backend, threads: o.threads, maxNumSeqs: 1 });
+      const t = await Tessera.load(o.model, {
+        backend: o.backend, threads: o.threads, maxNumSeqs: 1,
+        denseWeights: checkDenseWeights(o.denseWeights), activations: checkActivations(o.activations),
+      });
       process.stderr.write(dim(`ready. ${HELP}\n`));
       let effort: string = o.effort;
       let showReasoning = true;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Tessera } from '../../api/tessera.js';
 import { buildServer } from '../../server/app.js';
 import { InputError } from '../../util/errors.js';
-import { parseIntArg } from '../args.js';
+import { checkActivations, checkDenseWeights, parseIntArg } from '../args.js';
 import { parseByteSize } from './sizes.js';
 
 export function register(program: Command): void {
@@ -22,10 +22,10 @@ export function register(program: Command): void {
     .option('--backend <name>', 'compute backend: auto, reference or native', 'auto')
     .option('--threads <n>', 'native threads (default: physical cores)', parseIntArg('--threads', 1))
     .option('--dense-weights <fmt>', 'bf16 (as stored) or int8 (re-quantised)', 'bf16')
+    .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .action(async (o) => {
-      if (o.denseWeights !== 'bf16' && o.denseWeights !== 'int8') throw new InputError(`--dense-weights: expected bf16 or int8, got "${o.denseWeights}"`);
       const t = await Tessera.load(o.model, {
-        backend: o.backend, threads: o.threads, denseWeights: o.denseWeights, modelName: o.servedModelName,
+        backend: o.backend, threads: o.threads, denseWeights: checkDenseWeights(o.denseWeights), activations: checkActivations(o.activations), modelName: o.servedModelName,
         maxNumSeqs: o.maxNumSeqs, maxModelLen: o.maxModelLen, maxBatchedTokens: o.maxNumBatchedTokens,
         kvCacheBytes: o.kvCacheSize === undefined ? undefined : parseByteSize(o.kvCacheSize, '--kv-cache-size'),
         prefixCaching: o.prefixCaching,

@@ -1,0 +1,163 @@
+/**
+ * q8 activations (`--activations int8`): MXFP4 and int8 weights against int8-quantised
+ * activations with integer dot products. Checked per ISA against an oracle written here that
+ * does the same arithmetic (quantisation per 32 inputs, exact integer block sums), for batch
+ * invariance, and against the exact f32 result within the quantisation error.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NativeBackend, loadAddon } from '../src/backend/native.js';
+import { ReferenceBackend, decodeRow } from '../src/backend/reference.js';
+import type { ExpertBank } from '../src/backend/backend.js';
+import { createBackend } from '../src/backend/index.js';
+import type { QMatrix } from '../src/weights/qmatrix.js';
+import { InputError } from '../src/util/errors.js';
+
+const addon = loadAddon();
+const ref = new ReferenceBackend();
+let seed = 777;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+const randF32 = (n: number, s = 1) => Float32Array.from({ length: n }, () => rnd() * s);
+const f = Math.fround;
+
+function mxfp4(rows: number, cols: number): QMatrix {
+  return {
+    format: 'mxfp4', rows, cols,
+    blocks: Uint8Array.from({ length: rows * cols / 2 }, () => Math.floor((rnd() + 1) * 128) & 255),
+    scales: Uint8Array.from({ length: rows * cols / 32 }, () => 118 + Math.floor((rnd() + 1) * 5)),
+  };
+}
+
+function int8(rows: number, cols: number): QMatrix {
+  return {
+    format: 'int8', rows, cols,
+    data: Int8Array.from({ length: rows * cols }, () => Math.round(rnd() * 127)),
+    rowScale: Float32Array.from({ length: rows }, () => f(0.001 + Math.abs(rnd()) * 0.01)),
+  };
+}
+
+/** round half to even, as nearbyint */
+function rne(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * the q8 oracle: per 32-input block, q = rne(x / (amax/127)) in f32, block sums exact; `bound`
+ * is the worst-case quantisation error of each output, Σ |w| · d / 2
+ */
+function q8Linear(x: Float32Array, T: number, w: QMatrix): { y: Float64Array; bound: Float64Array } {
+  const { rows, cols } = w;
+  const y = new Float64Array(T * rows);
+  const bound = new Float64Array(T * rows);
+  const wrow = new Float32Array(cols);
+  for (let t = 0; t < T; t++) {
+    const q = new Int32Array(cols);
+    const d = new Float64Array(Math.ceil(cols / 32));
+    for (let b = 0; b * 32 < cols; b++) {
+      let amax = 0;
+      for (let j = b * 32; j < Math.min(cols, b * 32 + 32); j++) amax = Math.max(amax, Math.abs(x[t * cols + j]));
+      const db = f(amax / 127);
+      const id = db > 0 ? f(1 / db) : 0;
+      d[b] = db;
+      for (let j = b * 32; j < Math.min(cols, b * 32 + 32); j++) q[j] = Math.max(-127, Math.min(127, rne(f(x[t * cols + j] * id))));
+    }
+    for (let r = 0; r < rows; r++) {
+      decodeRow(w, r, wrow);
+      let acc = 0;
+      let err = 0;
+      for (let b = 0; b * 32 < cols; b++) {
+        // the block's weights are exact in f64: e2m1·2^k or int8·rowScale
+        let s = 0;
+        let sa = 0;
+        for (let j = b * 32; j < Math.min(cols, b * 32 + 32); j++) {
+          s += wrow[j] * q[j];
+          sa += Math.abs(wrow[j]);
+        }
+        acc += s * d[b];
+        err += sa * d[b] / 2;
+      }
+      y[t * rows + r] = acc;
+      bound[t * rows + r] = err;
+    }
+  }
+  return { y, bound };
+}
+
+function scaleOf(v: ArrayLike<number>): number {
+  let m = 1e-6;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
+  return m;
+}
+
+for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
+  test(`q8 activations on ${isa}: integer arithmetic as the oracle, batch invariant, near f32`, (t) => {
+    if (!addon) return assert.fail('addon missing');
+    let be: NativeBackend;
+    try {
+      be = new NativeBackend(addon, 2, isa, 'int8');
+    } catch (e) {
+      assert.match((e as Error).message, /lacks/);
+      t.diagnostic(`${isa} not supported here`);
+      return;
+    }
+    // odd shapes: group tails (MXFP4 groups of 4 blocks, int8 groups of 64 inputs), one block
+    const shapes: [string, number, number][] = [
+      ['mxfp4', 37, 32], ['mxfp4', 9, 96], ['mxfp4', 70, 160], ['mxfp4', 5, 2880],
+      ['int8', 37, 45], ['int8', 33, 64], ['int8', 7, 200], ['int8', 3, 2880],
+    ];
+    for (const [fmt, rows, cols] of shapes) {
+      const w = fmt === 'mxfp4' ? mxfp4(rows, cols) : int8(rows, cols);
+      for (const T of [1, 3, 5]) {
+        const x = randF32(T * cols, 2);
+        const bias = randF32(rows);
+        const got = be.linear(x, T, w, bias);
+        const { y: want, bound } = q8Linear(x, T, w);
+        const exact = ref.linear(x, T, w, bias);
+        const sc = scaleOf(want);
+        for (let i = 0; i < got.length; i++) {
+          const r = i % rows;
+          assert.ok(Math.abs(got[i] - bias[r] - want[i]) <= 2e-5 * sc, `${fmt} ${rows}x${cols} T=${T} [${i}]: ${got[i] - bias[r]} vs oracle ${want[i]}`);
+          // and the f32 result lies within the worst-case quantisation error
+          assert.ok(Math.abs(got[i] - exact[i]) <= bound[i] + 1e-4 * sc, `${fmt} ${rows}x${cols} near f32 [${i}]: ${got[i]} vs ${exact[i]} (bound ${bound[i]})`);
+        }
+      }
+      const x = randF32(6 * cols);
+      const all = be.linear(x, 6, w, null);
+      for (const k of [0, 5]) {
+        assert.deepEqual(be.linear(x.slice(k * cols, (k + 1) * cols), 1, w, null), all.slice(k * rows, (k + 1) * rows), `${fmt} ${rows}x${cols} token ${k} bit-identical`);
+      }
+    }
+    // the expert MLP: both matmuls on q8 activations
+    const E = 4, dIn = 96, I = 64, dOut = 96;
+    const bank: ExpertBank = {
+      numExperts: E, dIn, w1Rows: 2 * I, dOut,
+      w1: mxfp4(E * 2 * I, dIn), b1: randF32(E * 2 * I, 0.1),
+      w2: mxfp4(E * dOut, I), b2: randF32(E * dOut, 0.1),
+      activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
+    };
+    const T = 5, k = 2;
+    const routing = { k, experts: Int32Array.from([0, 3, 3, 1, 2, 0, 1, 3, 2, 0]), weights: randF32(T * k) };
+    const x = randF32(T * dIn);
+    const got = be.moeExperts(x, T, routing, bank);
+    const exact = ref.moeExperts(x, T, routing, bank);
+    const sc = scaleOf(exact);
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `moe [${i}]: ${got[i]} vs ${exact[i]}`);
+    const one = be.moeExperts(x.slice(2 * dIn, 3 * dIn), 1, { k, experts: routing.experts.slice(4, 6), weights: routing.weights.slice(4, 6) }, bank);
+    assert.deepEqual(one, got.slice(2 * dOut, 3 * dOut), 'moe: a token alone is bit-identical to the same token in the batch');
+  });
+}
+
+test('q8 is opt-in: the default backend stays exact; int8 activations need the native backend', () => {
+  if (!addon) return;
+  const exact = createBackend('native');
+  const q8 = createBackend('native', { activations: 'int8' });
+  assert.ok(!exact.name.endsWith('-q8') && q8.name.endsWith('-q8'));
+  const w = mxfp4(8, 64);
+  const x = randF32(64);
+  const a = exact.linear(x, 1, w);
+  const b = ref.linear(x, 1, w);
+  for (let i = 0; i < 8; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * scaleOf(b));
+  assert.throws(() => createBackend('reference', { activations: 'int8' }), InputError);
+  assert.throws(() => createBackend('native', { activations: 'int4' as 'int8' }), /--activations/);
+});
