@@ -235,6 +235,7 @@ void run_segments(const std::vector<Segment>& segs) {
 }
 
 napi_value wrap(napi_env env, napi_callback_info info, napi_value (*fn)(napi_env, napi_callback_info)) {
+  FlushDenormals ftz;
   try {
     return fn(env, info);
   } catch (const Err& e) {
@@ -540,6 +541,28 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+// allocWeights(bytes) → a zeroed ArrayBuffer of anonymous memory asking for transparent huge
+// pages, for weights made at load time (int8 re-quantisation). Small pages from the JS heap's
+// allocator, allocated while the page cache fills memory, were measured to slow down several-fold
+// during long decodes (page migration by compaction); huge pages also cut TLB misses when
+// streaming the weights.
+napi_value AllocWeights(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  const size_t size = size_t(num(env, a.v[0]));
+  if (size == 0) throw Err{"allocWeights: size must be positive"};
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw Err{std::string("allocWeights: cannot allocate ") + std::to_string(size) + " bytes"};
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
+    munmap(p, size);
+    throw Err{"external array buffers are not allowed in this runtime"};
+  }
+  return ab;
+}
+
 // readBandwidth(buf, reps) → bytes/s of parallel sequential reads over buf (the decode roofline)
 napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   need_init();
@@ -651,6 +674,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("moe", Moe);
   EXPORT("mapFile", MapFile);
   EXPORT("readBandwidth", ReadBandwidth);
+  EXPORT("allocWeights", AllocWeights);
   EXPORT("mambaConv", MambaConv);
   EXPORT("ssmScan", SsmScan);
   return exports;

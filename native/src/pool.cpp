@@ -3,6 +3,10 @@
 
 namespace tessera {
 
+static const unsigned kFtzDaz = 0x8040;  // MXCSR: flush-to-zero (bit 15), denormals-are-zero (bit 6)
+FlushDenormals::FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFtzDaz); }
+FlushDenormals::~FlushDenormals() { _mm_setcsr(saved_); }
+
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; i++) workers_.emplace_back([this] { worker_loop(); });
 }
@@ -26,6 +30,7 @@ void ThreadPool::run_tasks() {
 }
 
 void ThreadPool::worker_loop() {
+  _mm_setcsr(_mm_getcsr() | kFtzDaz);
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = gen_.load();

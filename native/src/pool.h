@@ -11,6 +11,19 @@
 
 namespace tessera {
 
+// Subnormal floats flushed to zero (inputs and results) while kernels run. Tiny values arise
+// in attention (softmax weights of far-off keys) and activations; on x86 each subnormal operand
+// costs a microcode assist, which made long decodes slow down several-fold. Their contribution
+// is far below any tolerance. Workers keep the mode; the calling (JS) thread gets it back.
+class FlushDenormals {
+ public:
+  FlushDenormals();
+  ~FlushDenormals();
+
+ private:
+  unsigned saved_;
+};
+
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);

@@ -13,7 +13,7 @@ import type {
 } from './backend.js';
 import { ReferenceBackend, decodeRow } from './reference.js';
 import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
-import type { QMatrix } from '../weights/qmatrix.js';
+import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 
 interface Addon {
@@ -27,6 +27,8 @@ interface Addon {
   moe(...args: unknown[]): void;
   mapFile(path: string): ArrayBuffer;
   readBandwidth(buf: Uint8Array, reps: number): number;
+  /** zeroed huge-page-backed memory for weights made at load time */
+  allocWeights?(bytes: number): ArrayBuffer;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -44,6 +46,7 @@ export function loadAddon(): Addon | null {
     addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
     // zero-copy weights: checkpoints are memory-mapped rather than read
     if (!process.env.TESSERA_NO_MMAP) SafetensorsFile.mapper = (p) => addon!.mapFile(p);
+    if (addon.allocWeights) weightMemory.alloc = (bytes) => addon!.allocWeights!(bytes);
   } catch (e) {
     addonError = (e as Error).message;
     addon = null;

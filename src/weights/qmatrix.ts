@@ -103,12 +103,19 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
 }
 
 /**
+ * Where weights made at load time live: the native addon installs an allocator of huge-page
+ * backed memory (see allocWeights in native/src/addon.cpp); plain JS memory otherwise.
+ */
+export const weightMemory: { alloc: ((bytes: number) => ArrayBuffer) | null } = { alloc: null };
+
+/**
  * Re-quantise a dense matrix to int8 with one absmax scale per row (bytes per weight ≈ 1, as
  * llama.cpp's q8_0). This changes the weights: it is an opt-in speed/size trade, not exact.
  */
 export function requantizeInt8(m: QMatrix, decodeRow: (m: QMatrix, r: number, out: Float32Array) => void): QMatrix {
   if (m.format !== 'f32' && m.format !== 'bf16') return m;
-  const data = new Int8Array(m.rows * m.cols);
+  const n = m.rows * m.cols;
+  const data = weightMemory.alloc && n >= 1 << 20 ? new Int8Array(weightMemory.alloc(n)) : new Int8Array(n);
   const rowScale = new Float32Array(m.rows);
   const row = new Float32Array(m.cols);
   for (let r = 0; r < m.rows; r++) {
