@@ -301,6 +301,29 @@ describe('API objects (replay model)', () => {
     assert.match(r.choices[0].message.content ?? '', /still text/);
   });
 
+  test('tool_choice naming a function forces that call, its arguments constrained to the schema', async () => {
+    // the model continues inside the call the prompt opened
+    model.script = T('{"city":"Oslo"}<|call|>');
+    const r = await client.chat.completions.create({
+      model: 'replay', tools: weather, tool_choice: { type: 'function', function: { name: 'get_weather' } },
+      messages: [{ role: 'user', content: 'Anything.' }], max_tokens: 40,
+    });
+    const calls = r.choices[0].message.tool_calls as { function: { name: string; arguments: string } }[];
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(calls.map((c) => [c.function.name, JSON.parse(c.function.arguments)]), [['get_weather', { city: 'Oslo' }]]);
+    assert.equal(r.choices[0].message.content ?? '', '');
+    const header = T('<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>');
+    assert.deepEqual(model.prompts.at(-1)!.slice(-header.length), header, 'the prompt opens the call');
+    const p = new HarmonyChatFormat(tok, { now: NOW }).renderChatCompletion({
+      messages: [{ role: 'user', content: 'x' }], tools: weather, tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    });
+    assert.deepEqual(p.constraint, { type: 'json_schema', schema: weather[0].function.parameters });
+    // a schema the grammar cannot enforce still gets a JSON object
+    const loose = [{ type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: { s: { type: 'string', pattern: '^a+$' } } } } }];
+    const q = new HarmonyChatFormat(tok, { now: NOW }).renderChatCompletion({ messages: [{ role: 'user', content: 'x' }], tools: loose, tool_choice: { type: 'function', function: { name: 'f' } } });
+    assert.deepEqual(q.constraint, { type: 'json_object' });
+  });
+
   test('json_schema output is enforced by constrained decoding and validates', async () => {
     // the script tries to answer with a string where the schema wants an integer, then an extra key
     const schema = { type: 'object', properties: { answer: { type: 'integer' } }, required: ['answer'], additionalProperties: false };

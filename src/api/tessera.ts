@@ -68,7 +68,7 @@ export class Tessera {
     const sampling = samplingFromRequest(request, { defaultMaxTokens: Math.min(4096, room), maxTokensCap: room });
     const constraint = responseFormat(request.response_format);
     return generateChat(this.engine, this.format, prompt, {
-      sampling, stop: parseStop(request.stop), constraint: constraint && this.gated(constraint, prompt), signal: opts.signal,
+      sampling, stop: parseStop(request.stop), constraint: prompt.constraint ?? (constraint && this.gated(constraint, prompt)), signal: opts.signal,
     });
   }
 

@@ -10,6 +10,11 @@ export interface RenderedPrompt {
   ids: number[];
   /** the same prompt as text (special tokens written as their names), for `tessera render` */
   text: string;
+  /**
+   * A constraint the completion needs from its first token, whatever response_format says: the
+   * arguments of a tool call that tool_choice forces (the prompt already opened the call).
+   */
+  constraint?: { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> };
 }
 
 /** What the model produced, as it streams (one token can produce several events). */

@@ -4,6 +4,7 @@
  * tolerant HarmonyOutputParser; sampling stops on `<|return|>` and `<|call|>`.
  */
 import type { ChatFormat, OutputParser, RenderedPrompt } from '../chat/chat-format.js';
+import { compileSchema } from '../constrain/json-schema-grammar.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { mapChatCompletion, type MappedRequest } from './api-chat.js';
 import { isoDate, type Obj } from './api-common.js';
@@ -27,6 +28,18 @@ export interface HarmonyPrompt extends RenderedPrompt {
   /** the harmony messages the prompt was rendered from */
   messages: Message[];
   request: MappedRequest;
+  /** the header of a forced tool call appended after `<|start|>assistant` (tool_choice names a function) */
+  forcedHeader?: number[];
+}
+
+/** whether constrained decoding can enforce a schema (some keywords it rejects) */
+function enforceable(schema: Record<string, unknown>): boolean {
+  try {
+    compileSchema(schema);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class HarmonyChatFormat implements ChatFormat {
@@ -50,7 +63,25 @@ export class HarmonyChatFormat implements ChatFormat {
 
   private render(request: MappedRequest): HarmonyPrompt {
     const r = this.renderer.renderCompletion(request.messages, 'assistant', { autoDropAnalysis: true });
-    return { ids: r.ids, text: r.text, messages: request.messages, request };
+    const prompt: HarmonyPrompt = { ids: r.ids, text: r.text, messages: request.messages, request };
+    const choice = request.toolChoice;
+    // tool_choice names a function (or requires a call and offers exactly one): the prompt opens
+    // that call and its arguments are constrained to the function's parameters (a plain JSON
+    // object where the schema cannot be enforced)
+    const forced = choice.mode === 'function' ? choice.name : choice.mode === 'required' && request.tools.length === 1 ? request.tools[0].name : null;
+    if (forced !== null) {
+      const t = this.renderer.tokens;
+      const head = `commentary to=functions.${forced} `;
+      const ids = [t.channel, ...this.tokenizer.encode(head), t.constrain, ...this.tokenizer.encode('json'), t.message];
+      prompt.ids = [...prompt.ids, ...ids];
+      prompt.text += `<|channel|>${head}<|constrain|>json<|message|>`;
+      prompt.forcedHeader = ids;
+      const params = request.tools.find((x) => x.name === forced)?.parameters;
+      prompt.constraint = params && enforceable(params as Record<string, unknown>)
+        ? { type: 'json_schema', schema: params as Record<string, unknown> }
+        : { type: 'json_object' };
+    }
+    return prompt;
   }
 
   renderChatCompletion(body: Record<string, unknown>): HarmonyPrompt {
@@ -67,7 +98,16 @@ export class HarmonyChatFormat implements ChatFormat {
     return [t.channel, ...this.tokenizer.encode('final'), t.message];
   }
 
-  createParser(_prompt?: RenderedPrompt, opts: OutputParserOptions = {}): OutputParser {
-    return new HarmonyOutputParser(this.tokenizer, { newCallId: this.opts.newCallId, ...opts }, this.renderer.tokens);
+  createParser(prompt?: RenderedPrompt, opts: OutputParserOptions = {}): OutputParser {
+    const parser = new HarmonyOutputParser(this.tokenizer, { newCallId: this.opts.newCallId, ...opts }, this.renderer.tokens);
+    const forced = (prompt as HarmonyPrompt | undefined)?.forcedHeader;
+    if (!forced) return parser;
+    // the prompt opened the call: the parser reads that header first, its events lead the output
+    const pending = forced.flatMap((id) => parser.push(id));
+    return {
+      push: (id) => [...pending.splice(0), ...parser.push(id)],
+      finish: () => [...pending.splice(0), ...parser.finish()],
+      result: () => parser.result(),
+    };
   }
 }

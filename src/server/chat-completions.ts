@@ -45,7 +45,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   const wanted = responseFormat(body.response_format);
   const stop = stops(body);
   const prompt = ctx.format.renderChatCompletion(body);
-  const constraint = gated(ctx, wanted, prompt);
+  const constraint = prompt.constraint ?? gated(ctx, wanted, prompt);
   const base = sampling(body, ctx.limits, prompt.ids.length);
   ctx.metrics.promptTokens.inc(prompt.ids.length * n);
   const id = `chatcmpl-${randomUUID()}`;

@@ -98,7 +98,7 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
   const stream = bool(body, 'stream');
   const wanted = textFormat(body.text);
   const prompt = ctx.format.renderResponses(body);
-  const constraint = gated(ctx, wanted, prompt);
+  const constraint = prompt.constraint ?? gated(ctx, wanted, prompt);
   const s = sampling(body, ctx.limits, prompt.ids.length);
   ctx.metrics.promptTokens.inc(prompt.ids.length);
   const id = `resp_${randomUUID()}`;
