@@ -45,6 +45,11 @@ const schemas: Record<string, unknown> = {
     required: ['p', 'q', 'r'], additionalProperties: false,
   },
   array: { type: 'array', items: { type: 'integer' }, minItems: 1 },
+  lengths: {
+    type: 'object',
+    properties: { code: { type: 'string', minLength: 2, maxLength: 3 }, note: { type: 'string', maxLength: 5 }, any: {} },
+    required: ['code', 'note'], additionalProperties: false,
+  },
 };
 
 for (const [name, schema] of Object.entries(schemas)) {
@@ -97,6 +102,24 @@ test('the mask rejects what breaks the grammar and completion is detected', () =
   c.accept(id('}'));
   assert.ok(c.isComplete());
   assert.ok(!c.allowed(id('a')));
+});
+
+test('minLength/maxLength count code points, escapes as one, and bound only their own string', () => {
+  const id = (p: string) => pieces.indexOf(p);
+  const c = new JsonConstraint(vocab, compileSchema({ type: 'array', items: { type: 'string', minLength: 2, maxLength: 3 } }));
+  for (const p of ['[', '"', 'é']) c.accept(id(p));
+  assert.ok(!c.allowed(id('"')), 'one code point is below minLength');
+  assert.ok(!c.allowed(id('\\u00e9')), 'no \\u escapes in a bounded string');
+  assert.ok(!c.allowed(id('hello')), 'would exceed maxLength');
+  assert.ok(c.allowed(id('日本')), 'two 3-byte code points reach maxLength exactly');
+  c.accept(id('\\"'));
+  assert.ok(c.allowed(id('"')));
+  c.accept(id('a'));
+  assert.ok(!c.allowed(id('a')) && !c.allowed(id('é')), 'at maxLength');
+  for (const p of ['"', ',', '"', 'ok', '"', ']']) { assert.ok(c.allowed(id(p)), p); c.accept(id(p)); }
+  assert.ok(c.isComplete());
+  assert.throws(() => compileSchema({ type: 'string', minLength: 3, maxLength: 2 }), /schema\.minLength: 3 exceeds maxLength 2/);
+  assert.throws(() => compileSchema({ type: 'string', maxLength: -1 }), /schema\.maxLength: expected a non-negative integer/);
 });
 
 test('schemas with keywords that cannot be enforced are rejected with the path named', () => {

@@ -6,9 +6,10 @@
  *
  * Enforced: type (incl. arrays of types), properties (any order, each once; only declared
  * properties unless additionalProperties allows more), required, additionalProperties, items,
- * prefixItems, minItems/maxItems, enum, const, anyOf/oneOf, local $ref/$defs, nullable.
+ * prefixItems, minItems/maxItems, minLength/maxLength (in code points; such strings are written
+ * without \u escapes), enum, const, anyOf/oneOf, local $ref/$defs, nullable.
  * Annotations (title, description, default, examples, format, $schema, $id) are ignored. Keywords
- * that would need more than this (pattern, minimum, multipleOf, minLength, ...) are rejected, so
+ * that would need more than this (pattern, minimum, multipleOf, ...) are rejected, so
  * that whatever is generated validates against the schema.
  */
 import { InputError } from '../util/errors.js';
@@ -17,7 +18,7 @@ export type Node =
   | { k: 'any' }
   | { k: 'object'; props: Map<string, Node>; required: Set<string>; extra: Node | null }
   | { k: 'array'; items: Node; prefix: Node[]; min: number; max: number }
-  | { k: 'string' }
+  | { k: 'string'; min: number; max: number }
   | { k: 'number'; integer: boolean }
   | { k: 'boolean' }
   | { k: 'null' }
@@ -27,7 +28,7 @@ export type Node =
   | { k: 'ref'; target: () => Node };
 
 const IGNORED = new Set(['title', 'description', 'default', 'examples', 'format', '$schema', '$id', '$comment', 'strict', 'deprecated', 'readOnly', 'writeOnly', 'discriminator', '$defs', 'definitions']);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', 'nullable']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', 'nullable']);
 
 /** Compile a schema; errors name the JSON path of the offending keyword. */
 export function compileSchema(schema: unknown, path = 'schema'): Node {
@@ -107,7 +108,18 @@ export function compileSchema(schema: unknown, path = 'schema'): Node {
         const max = typeof o.maxItems === 'number' ? o.maxItems : Infinity;
         return { k: 'array', items, prefix, min, max };
       }
-      case 'string': return { k: 'string' };
+      case 'string': {
+        const bound = (key: 'minLength' | 'maxLength', dflt: number) => {
+          const v = o[key];
+          if (v === undefined) return dflt;
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InputError(`${at}.${key}: expected a non-negative integer`);
+          return v;
+        };
+        const min = bound('minLength', 0);
+        const max = bound('maxLength', Infinity);
+        if (min > max) throw new InputError(`${at}.minLength: ${min} exceeds maxLength ${max}`);
+        return { k: 'string', min, max };
+      }
       case 'number': return { k: 'number', integer: false };
       case 'integer': return { k: 'number', integer: true };
       case 'boolean': return { k: 'boolean' };
@@ -131,7 +143,8 @@ type Frame =
   /** a key being read: `cands` are the property names still possible (null = any key) */
   | { t: 'key'; cands: readonly string[] | null; buf: string; esc: number }
   | { t: 'arr'; node: Extract<Node, { k: 'array' }>; n: number; phase: 'open' | 'after' | 'comma' }
-  | { t: 'str'; esc: number }
+  /** a string: `n` code points so far, counted only where min/max bound it */
+  | { t: 'str'; esc: number; n: number; min: number; max: number }
   | { t: 'num'; integer: boolean; phase: number }
   /** literal texts: bytes consumed so far */
   | { t: 'lit'; texts: readonly string[]; pos: number };
@@ -184,7 +197,7 @@ function startValue(node: Node, b: number, up: Stack | null, out: State[]): void
       case 'any':
         if (b === 0x7b) out.push({ stack: push(up, { t: 'obj', node: ANY_OBJECT as Extract<Node, { k: 'object' }>, seen: [], phase: 'open', key: '' }), ws: 0 });
         else if (b === 0x5b) out.push({ stack: push(up, { t: 'arr', node: { k: 'array', items: ANY, prefix: [], min: 0, max: Infinity }, n: 0, phase: 'open' }), ws: 0 });
-        else if (b === 0x22) out.push({ stack: push(up, { t: 'str', esc: 0 }), ws: 0 });
+        else if (b === 0x22) out.push({ stack: push(up, FREE_STRING), ws: 0 });
         else if (b === 0x2d || isDigit(b)) startNumber(false, b, up, out);
         else startLiteral(['true', 'false', 'null'], b, up, out);
         break;
@@ -195,7 +208,7 @@ function startValue(node: Node, b: number, up: Stack | null, out: State[]): void
         if (b === 0x5b) out.push({ stack: push(up, { t: 'arr', node: n, n: 0, phase: 'open' }), ws: 0 });
         break;
       case 'string':
-        if (b === 0x22) out.push({ stack: push(up, { t: 'str', esc: 0 }), ws: 0 });
+        if (b === 0x22) out.push({ stack: push(up, { t: 'str', esc: 0, n: 0, min: n.min, max: n.max }), ws: 0 });
         break;
       case 'number':
         if (b === 0x2d || isDigit(b)) startNumber(n.integer, b, up, out);
@@ -241,6 +254,8 @@ function startNumber(integer: boolean, b: number, up: Stack | null, out: State[]
   out.push({ stack: push(up, { t: 'num', integer, phase: b === 0x2d ? 0 : b === 0x30 ? 1 : 2 }), ws: 0 });
 }
 const NUM_ACCEPT = new Set([1, 2, 4, 7]);
+const FREE_STRING: Frame = { t: 'str', esc: 0, n: 0, min: 0, max: Infinity };
+const isBounded = (f: Extract<Frame, { t: 'str' }>) => f.min > 0 || f.max !== Infinity;
 
 /** All states after feeding byte b to state s (empty = rejected). */
 export function step(s: State, b: number, out: State[] = []): State[] {
@@ -260,19 +275,26 @@ export function step(s: State, b: number, out: State[] = []): State[] {
       }
       startValue(f.node, b, up, out);
       return out;
-    case 'str':
+    case 'str': {
+      const bounded = isBounded(f);
       if (f.esc > 0) {
-        // f.esc: 1 after backslash, 2..5 hex digits of \u
+        // f.esc: 1 after backslash, 2..5 hex digits of \u (a bounded string counts each escape as
+        // one code point, so it takes no \u: a surrogate pair would be two escapes, one point)
         if (f.esc === 1) {
-          if (b === 0x75) out.push({ stack: push(up, { t: 'str', esc: 2 }), ws: 0 });
-          else if ('"\\/bfnrt'.includes(String.fromCharCode(b))) out.push({ stack: push(up, { t: 'str', esc: 0 }), ws: 0 });
-        } else if (HEX(b)) out.push({ stack: push(up, { t: 'str', esc: f.esc === 5 ? 0 : f.esc + 1 }), ws: 0 });
+          if (b === 0x75) { if (!bounded) out.push({ stack: push(up, { ...f, esc: 2 }), ws: 0 }); }
+          else if ('"\\/bfnrt'.includes(String.fromCharCode(b))) out.push({ stack: push(up, { ...f, esc: 0 }), ws: 0 });
+        } else if (HEX(b)) out.push({ stack: push(up, { ...f, esc: f.esc === 5 ? 0 : f.esc + 1 }), ws: 0 });
         return out;
       }
-      if (b === 0x22) out.push({ stack: popped(up), ws: 0 });
-      else if (b === 0x5c) out.push({ stack: push(up, { t: 'str', esc: 1 }), ws: 0 });
-      else if (b >= 0x20) out.push({ stack: st, ws: 0 });
+      if (b === 0x22) {
+        if (f.n >= f.min) out.push({ stack: popped(up), ws: 0 });
+      } else if (b < 0x20) {
+        // control bytes must be escaped
+      } else if (!bounded) out.push({ stack: b === 0x5c ? push(up, { ...f, esc: 1 }) : st, ws: 0 });
+      else if (b >= 0x80 && b < 0xc0) out.push({ stack: st, ws: 0 }); // a UTF-8 continuation byte
+      else if (f.n < f.max) out.push({ stack: push(up, { ...f, n: f.n + 1, esc: b === 0x5c ? 1 : 0 }), ws: 0 });
       return out;
+    }
     case 'num': {
       const p = f.phase;
       const go = (phase: number) => out.push({ stack: push(up, { ...f, phase }), ws: 0 });
@@ -415,5 +437,5 @@ function decodeLatin1(buf: string): string {
 
 /** Is the state inside an unconstrained string (any byte but '"', '\' and controls continues it)? */
 export function inFreeString(s: State): boolean {
-  return s.stack !== null && s.stack.f.t === 'str' && s.stack.f.esc === 0;
+  return s.stack !== null && s.stack.f.t === 'str' && s.stack.f.esc === 0 && !isBounded(s.stack.f);
 }
