@@ -86,12 +86,17 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
     ref.rope(xr2, 3, 2, 8, pos, spec);
     close(xr1, xr2, 'rope', 1e-5);
 
-    // attention: two sequences (one continuing from a cache), GQA, window, sinks
-    const nH = 6, nKv = 2, d = 20;
-    for (const window of [0, 5]) {
+    // attention: two sequences (one continuing from a cache), GQA, window, sinks; a small shape
+    // and one whose head dim, group size (11 = 8 + 1 + 1 + 1) and key counts hit the SIMD paths and
+    // their tails
+    for (const [nH, nKv, d, window, lens1, lens2] of [
+      [6, 2, 20, 0, [7, 3], [1, 9]], [6, 2, 20, 5, [7, 3], [1, 9]],
+      [22, 2, 80, 0, [37, 3], [1, 21]], [22, 2, 80, 19, [37, 3], [1, 21]], [8, 2, 64, 0, [40, 17], [2, 1]],
+    ] as [number, number, number, number, number[], number[]][]) {
+      const sinkVals = Float32Array.from({ length: nH }, (_, i) => [0.5, -1, 2, 0, 1, 3][i % 6]);
       const mk = (b: typeof ref | NativeBackend) => {
         const alloc = new BlockAllocator(16);
-        const cache = b.allocKv(16, 4, nKv, d);
+        const cache = b.allocKv(32, 4, nKv, d);
         const s1 = new SequenceCache(alloc, 4);
         const s2 = new SequenceCache(alloc, 4);
         let sd = 99;
@@ -103,14 +108,14 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
           const q = Float32Array.from({ length: T * nH * d }, r);
           const k = Float32Array.from({ length: T * nKv * d }, r);
           const v = Float32Array.from({ length: T * nKv * d }, r);
-          return b.attention(q, k, v, T, cache, batch, { nHeads: nH, nKv, headDim: d, scale: 0.2, window, sinks: Float32Array.from([0.5, -1, 2, 0, 1, 3]) });
+          return b.attention(q, k, v, T, cache, batch, { nHeads: nH, nKv, headDim: d, scale: 0.2, window, sinks: sinkVals });
         };
-        return [run([7, 3]), run([1, 9])];
+        return [run(lens1), run(lens2)];
       };
       const [a1, a2] = mk(be);
       const [b1, b2] = mk(ref);
-      close(a1, b1, `attention step 1 window=${window}`);
-      close(a2, b2, `attention step 2 window=${window}`);
+      close(a1, b1, `attention step 1 d=${d} G=${nH / nKv} window=${window}`);
+      close(a2, b2, `attention step 2 d=${d} G=${nH / nKv} window=${window}`);
     }
 
     // MoE over an MXFP4 bank and a bf16 relu² bank

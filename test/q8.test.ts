@@ -10,7 +10,10 @@ import { NativeBackend, loadAddon } from '../src/backend/native.js';
 import { ReferenceBackend, decodeRow } from '../src/backend/reference.js';
 import type { ExpertBank } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
-import type { QMatrix } from '../src/weights/qmatrix.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { requantizeInt8, weightMemory, type QMatrix } from '../src/weights/qmatrix.js';
+import { tmpDir } from './helpers.js';
 import { InputError } from '../src/util/errors.js';
 
 const addon = loadAddon();
@@ -160,4 +163,34 @@ test('q8 is opt-in: the default backend stays exact; int8 activations need the n
   for (let i = 0; i < 8; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * scaleOf(b));
   assert.throws(() => createBackend('reference', { activations: 'int8' }), InputError);
   assert.throws(() => createBackend('native', { activations: 'int4' as 'int8' }), /--activations/);
+});
+
+test('int8 re-quantisation at load: the native loop gives the JS loop\'s bytes (ties round up) and its pages can be dropped', { skip: !addon?.requantizeInt8 && 'addon not built' }, () => {
+  // bf16 rows whose absmax is 127 (scale 1) hold exact ±x.5 ties; others are random
+  const rows = 70, cols = 67;
+  const bf = new Uint16Array(rows * cols);
+  const f32 = new Float32Array(1);
+  const u16 = new Uint16Array(f32.buffer);
+  for (let i = 0; i < bf.length; i++) {
+    const r = Math.floor(i / cols), c = i % cols;
+    f32[0] = r % 2 === 0 ? (c === 0 ? 127 : ((c % 9) - 4) + (c % 2 ? 0.5 : 0)) : rnd() * 3;
+    bf[i] = u16[1];
+  }
+  const m: QMatrix = { format: 'bf16', rows, cols, data: bf };
+  const saved = weightMemory.requantizeInt8;
+  weightMemory.requantizeInt8 = null;
+  const js = requantizeInt8(m, decodeRow);
+  weightMemory.requantizeInt8 = saved;
+  const native = requantizeInt8(m, decodeRow);
+  assert.ok(js.format === 'int8' && native.format === 'int8');
+  assert.deepEqual(native.data, js.data);
+  assert.deepEqual(native.rowScale, js.rowScale);
+  assert.equal(js.data[1], -2, 'the -2.5 tie rounds up, as Math.round');
+  // a mapped source: dropping its pages keeps the data (it faults back in from the file)
+  const dir = tmpDir();
+  const file = path.join(dir, 'w.bin');
+  fs.writeFileSync(file, new Uint8Array(bf.buffer));
+  const mapped = new Uint16Array(addon!.mapFile(file));
+  addon!.requantizeInt8!(mapped, rows, cols, new Int8Array(rows * cols), new Float32Array(rows), true);
+  assert.deepEqual(mapped, bf);
 });

@@ -408,19 +408,16 @@ napi_value Attention(napi_env env, napi_callback_info info) {
     const int64_t p = pos[t];
     const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
     const int64_t n = p - lo + 1;
-    if (int64_t(sc.size()) < n) {
-      sc.resize(n);
-      slots.resize(n);
-    }
+    if (int64_t(sc.size()) < group * n) sc.resize(group * n);
+    if (int64_t(slots.size()) < n) slots.resize(n);
     const int32_t* table = bt + bto[s];
     for (int64_t j = 0; j < n; j++) {
       int64_t ps = lo + j;
       slots[j] = int32_t(table[ps / bs] * bs + ps % bs);
     }
-    for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
-      K->attend_one(q + (t * nh + h) * d, kc + kh * d, vc + kh * d, slots.data(), n, kvw, d, scale,
-                    sinks ? sinks[h] : 0.f, sinks != nullptr, sc.data(), out + (t * nh + h) * d);
-    }
+    const int64_t h0 = kh * group;
+    K->attend_group(q + (t * nh + h0) * d, kc + kh * d, vc + kh * d, slots.data(), n, kvw, d, scale,
+                    sinks ? sinks + h0 : nullptr, group, sc.data(), out + (t * nh + h0) * d);
   });
   return undefined(env);
 }
@@ -563,6 +560,67 @@ napi_value AllocWeights(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+// requantizeInt8(src: Uint16Array (bf16) | Float32Array, rows, cols, data: Int8Array,
+//                rowScale: Float32Array, release) — one absmax scale per row, the same arithmetic
+// as requantizeInt8 in src/weights/qmatrix.ts (doubles; ties round up, as Math.round), so a
+// checkpoint re-quantises to the same bytes with or without the addon. `release` drops the
+// source's pages from this process (madvise DONTNEED: a mapped checkpoint's bf16 copy is then
+// only in the page cache, not in our RSS; a later read faults it back in).
+napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  napi_typedarray_type type;
+  size_t n;
+  void* src;
+  bool ok = false;
+  NAPI(napi_is_typedarray(env, a.v[0], &ok));
+  if (!ok) throw Err{"requantizeInt8: src must be a typed array"};
+  NAPI(napi_get_typedarray_info(env, a.v[0], &type, &n, &src, nullptr, nullptr));
+  if (type != napi_uint16_array && type != napi_float32_array) throw Err{"requantizeInt8: src must be bf16 (Uint16Array) or Float32Array"};
+  const int64_t rows = int64_t(num(env, a.v[1])), cols = int64_t(num(env, a.v[2]));
+  size_t nd, ns;
+  int8_t* data = typed<int8_t>(env, a.v[3], napi_int8_array, &nd, "data");
+  float* rowScale = typed<float>(env, a.v[4], napi_float32_array, &ns, "rowScale");
+  if (int64_t(n) < rows * cols || int64_t(nd) < rows * cols || int64_t(ns) < rows) throw Err{"requantizeInt8: arrays too short"};
+  const bool bf16 = type == napi_uint16_array;
+  const int64_t chunk = 64;
+  auto rowsOf = [&](int64_t c) {
+    std::vector<float> row(cols);
+    for (int64_t r = c * chunk; r < std::min(rows, (c + 1) * chunk); r++) {
+      if (bf16) {
+        const uint16_t* s = static_cast<const uint16_t*>(src) + r * cols;
+        for (int64_t i = 0; i < cols; i++) {
+          uint32_t u = uint32_t(s[i]) << 16;
+          std::memcpy(&row[i], &u, 4);
+        }
+      } else {
+        std::memcpy(row.data(), static_cast<const float*>(src) + r * cols, cols * 4);
+      }
+      float amax = 0;
+      for (int64_t i = 0; i < cols; i++) amax = std::max(amax, std::fabs(row[i]));
+      const double scale = double(amax) / 127;
+      rowScale[r] = float(scale);
+      const double inv = scale > 0 ? 1 / scale : 0;
+      int8_t* o = data + r * cols;
+      for (int64_t i = 0; i < cols; i++) {
+        const double v = double(row[i]) * inv;
+        double q = std::floor(v);
+        if (v - q >= 0.5) q += 1;
+        o[i] = int8_t(q);
+      }
+    }
+  };
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+  if (pool) pool->parallel_for(chunks, rowsOf);  // loading may precede the backend's init
+  else for (int64_t c = 0; c < chunks; c++) rowsOf(c);
+  if (flag(env, a.v[5])) {
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t b = (uintptr_t(src) + page - 1) & ~(page - 1);
+    const uintptr_t e = (uintptr_t(src) + n * (bf16 ? 2 : 4)) & ~(page - 1);
+    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+  }
+  return undefined(env);
+}
+
 // readBandwidth(buf, reps) → bytes/s of parallel sequential reads over buf (the decode roofline)
 napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   need_init();
@@ -675,6 +733,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("mapFile", MapFile);
   EXPORT("readBandwidth", ReadBandwidth);
   EXPORT("allocWeights", AllocWeights);
+  EXPORT("requantizeInt8", RequantizeInt8);
   EXPORT("mambaConv", MambaConv);
   EXPORT("ssmScan", SsmScan);
   return exports;

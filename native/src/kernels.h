@@ -44,10 +44,11 @@ struct KernelTable {
   const char* isa;
   void (*linear_rows)(const Matrix& w, const float* x, int64_t T, const float* bias, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1);
-  // attention of one (token, head): scores over `n` cached keys gathered through `slots`
-  void (*attend_one)(const float* q, const float* kc, const float* vc, const int32_t* slots, int64_t n,
-                     int64_t kv_stride, int64_t d, float scale, float sink, bool has_sink, float* scratch,
-                     float* out);
+  // attention of one token for the G query heads of one KV head: scores over `n` cached keys
+  // gathered through `slots`; q/out are [G, d], sinks G values or null, scratch G·n floats
+  void (*attend_group)(const float* q, const float* kc, const float* vc, const int32_t* slots, int64_t n,
+                       int64_t kv_stride, int64_t d, float scale, const float* sinks, int64_t G, float* scratch,
+                       float* out);
   // y[t, r] for rows [r0, r1) from q8 activations `xq` (token stride q8_token_bytes); MXFP4 / INT8 only
   void (*linear_rows_q8)(const Matrix& w, const uint8_t* xq, int64_t T, const float* bias, float* y,
                          int64_t y_stride, int64_t r0, int64_t r1);

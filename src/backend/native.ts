@@ -29,6 +29,7 @@ interface Addon {
   readBandwidth(buf: Uint8Array, reps: number): number;
   /** zeroed huge-page-backed memory for weights made at load time */
   allocWeights?(bytes: number): ArrayBuffer;
+  requantizeInt8?(src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean): void;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -45,8 +46,17 @@ export function loadAddon(): Addon | null {
     if (!fs.existsSync(ADDON_PATH)) throw new Error(`${ADDON_PATH} is not built (run npm ci)`);
     addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
     // zero-copy weights: checkpoints are memory-mapped rather than read
-    if (!process.env.TESSERA_NO_MMAP) SafetensorsFile.mapper = (p) => addon!.mapFile(p);
+    const mapped = new WeakSet<ArrayBufferLike>();
+    if (!process.env.TESSERA_NO_MMAP) {
+      SafetensorsFile.mapper = (p) => {
+        const buf = addon!.mapFile(p);
+        mapped.add(buf);
+        return buf;
+      };
+    }
+    weightMemory.isMapped = (buf) => mapped.has(buf);
     if (addon.allocWeights) weightMemory.alloc = (bytes) => addon!.allocWeights!(bytes);
+    if (addon.requantizeInt8) weightMemory.requantizeInt8 = (...args) => addon!.requantizeInt8!(...args);
   } catch (e) {
     addonError = (e as Error).message;
     addon = null;

@@ -103,10 +103,17 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
 }
 
 /**
- * Where weights made at load time live: the native addon installs an allocator of huge-page
- * backed memory (see allocWeights in native/src/addon.cpp); plain JS memory otherwise.
+ * Native help for weights made at load time, installed by the addon's loader (native/src/addon.cpp):
+ * `alloc` gives huge-page backed memory; `requantizeInt8` is requantizeInt8's row loop on the
+ * native threads, the same arithmetic, and can drop a memory-mapped source's pages afterwards.
+ * Plain JS memory and the JS loop otherwise.
  */
-export const weightMemory: { alloc: ((bytes: number) => ArrayBuffer) | null } = { alloc: null };
+export const weightMemory: {
+  alloc: ((bytes: number) => ArrayBuffer) | null;
+  requantizeInt8: ((src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean) => void) | null;
+  /** is this buffer a read-only file mapping (so its pages may be dropped and faulted back)? */
+  isMapped: (buf: ArrayBufferLike) => boolean;
+} = { alloc: null, requantizeInt8: null, isMapped: () => false };
 
 /**
  * Re-quantise a dense matrix to int8 with one absmax scale per row (bytes per weight ≈ 1, as
@@ -117,6 +124,10 @@ export function requantizeInt8(m: QMatrix, decodeRow: (m: QMatrix, r: number, ou
   const n = m.rows * m.cols;
   const data = weightMemory.alloc && n >= 1 << 20 ? new Int8Array(weightMemory.alloc(n)) : new Int8Array(n);
   const rowScale = new Float32Array(m.rows);
+  if (weightMemory.requantizeInt8) {
+    weightMemory.requantizeInt8(m.data, m.rows, m.cols, data, rowScale, weightMemory.isMapped(m.data.buffer));
+    return { format: 'int8', rows: m.rows, cols: m.cols, data, rowScale };
+  }
   const row = new Float32Array(m.cols);
   for (let r = 0; r < m.rows; r++) {
     decodeRow(m, r, row);
