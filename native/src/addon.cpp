@@ -156,45 +156,50 @@ void deinterleave(const float* x, int64_t T, int64_t C, float* out) {
     }
 }
 
+// One token's activations → its q8 record (q8_token_bytes(fmt, C) bytes at rec).
+void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
+  const int64_t GC = q8_group_cols(fmt), GB = q8_group_bytes(fmt);
+  std::memset(rec0, 0, size_t(q8_token_bytes(fmt, C)));
+  const int64_t nblocks = (C + 31) / 32;
+  for (int64_t b = 0; b < nblocks; b++) {
+    const int64_t c0 = b * 32, n = std::min<int64_t>(32, C - c0);
+    const float* xb = x + c0;
+    float amax = 0.f;
+    for (int64_t j = 0; j < n; j++) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+    int8_t q[32] = {0};
+    int32_t Q = 0;
+    for (int64_t j = 0; j < n; j++) {
+      float v = std::nearbyint(xb[j] * id);
+      v = std::max(-127.f, std::min(127.f, v));
+      q[j] = int8_t(v);
+      Q += q[j];
+    }
+    uint8_t* rec = rec0 + (c0 / GC) * GB;
+    const int64_t k = (c0 % GC) / 32;  // block within the group
+    int32_t* corr = reinterpret_cast<int32_t*>(rec + GC);
+    float* dxl = reinterpret_cast<float*>(rec + GC + 64);
+    if (fmt == FMT_MXFP4) {
+      for (int j = 0; j < 16; j++) {
+        rec[16 * k + j] = uint8_t(q[2 * j]);
+        rec[64 + 16 * k + j] = uint8_t(q[2 * j + 1]);
+      }
+      corr[4 * k] = -12 * Q;
+      for (int j = 0; j < 4; j++) dxl[4 * k + j] = 0.5f * d;
+    } else {
+      for (int j = 0; j < 32; j++) rec[32 * k + j] = uint8_t(q[j]);
+      corr[8 * k] = -128 * Q;
+      for (int j = 0; j < 8; j++) dxl[8 * k + j] = d;
+    }
+  }
+}
+
 // Quantises activations to q8 in the layout the integer kernels read (kernels.h). Every ISA
 // gets the same values: scalar code, round to nearest even.
 void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, std::vector<uint8_t>& buf) {
-  const int64_t GC = q8_group_cols(fmt), GB = q8_group_bytes(fmt), xs = q8_token_bytes(fmt, C);
-  buf.assign(size_t(T * xs), 0);
-  const int64_t nblocks = (C + 31) / 32;
-  auto token = [&](int64_t t) {
-    for (int64_t b = 0; b < nblocks; b++) {
-      const int64_t c0 = b * 32, n = std::min<int64_t>(32, C - c0);
-      const float* xb = x + t * C + c0;
-      float amax = 0.f;
-      for (int64_t j = 0; j < n; j++) amax = std::max(amax, std::fabs(xb[j]));
-      const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
-      int8_t q[32] = {0};
-      int32_t Q = 0;
-      for (int64_t j = 0; j < n; j++) {
-        float v = std::nearbyint(xb[j] * id);
-        v = std::max(-127.f, std::min(127.f, v));
-        q[j] = int8_t(v);
-        Q += q[j];
-      }
-      uint8_t* rec = buf.data() + t * xs + (c0 / GC) * GB;
-      const int64_t k = (c0 % GC) / 32;  // block within the group
-      int32_t* corr = reinterpret_cast<int32_t*>(rec + GC);
-      float* dxl = reinterpret_cast<float*>(rec + GC + 64);
-      if (fmt == FMT_MXFP4) {
-        for (int j = 0; j < 16; j++) {
-          rec[16 * k + j] = uint8_t(q[2 * j]);
-          rec[64 + 16 * k + j] = uint8_t(q[2 * j + 1]);
-        }
-        corr[4 * k] = -12 * Q;
-        for (int j = 0; j < 4; j++) dxl[4 * k + j] = 0.5f * d;
-      } else {
-        for (int j = 0; j < 32; j++) rec[32 * k + j] = uint8_t(q[j]);
-        corr[8 * k] = -128 * Q;
-        for (int j = 0; j < 8; j++) dxl[8 * k + j] = d;
-      }
-    }
-  };
+  const int64_t xs = q8_token_bytes(fmt, C);
+  buf.resize(size_t(T * xs));
+  auto token = [&](int64_t t) { q8_token(fmt, x + t * C, C, buf.data() + t * xs); };
   if (T >= 8) pool->parallel_for(T, token);
   else
     for (int64_t t = 0; t < T; t++) token(t);
@@ -452,59 +457,82 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   std::vector<int64_t> active;
   for (int64_t e = 0; e < E; e++)
     if (!picks[e].empty()) active.push_back(e);
-  std::vector<std::vector<float>> xs(active.size()), hs(active.size()), as(active.size()), ys(active.size());
-  std::vector<std::vector<uint8_t>> xq(active.size()), aq(active.size());
+  // the (token, slot) picks in expert order: pair p belongs to active expert i when
+  // off[i] ≤ p < off[i+1]; one buffer per stage for all experts
+  const size_t na = active.size();
+  std::vector<int64_t> off(na + 1, 0), pick_of;
+  for (size_t i = 0; i < na; i++) {
+    off[i + 1] = off[i] + int64_t(picks[active[i]].size());
+    for (int64_t pk : picks[active[i]]) pick_of.push_back(pk);
+  }
+  const int64_t P = off[na];
+  const int64_t xs1 = q8_1 ? q8_token_bytes(w1.format, dIn) : dIn * 4;
+  const int64_t xs2 = q8_2 ? q8_token_bytes(w2.format, inter) : inter * 4;
+  std::vector<uint8_t> X(size_t(P * xs1)), A(size_t(P * xs2));
+  std::vector<float> H(size_t(P * R1)), Y(size_t(P * dOut));
+  // each stage's per-pair work runs on the pool, in chunks of pairs
+  const int64_t PC = 4;
+  auto pairs = [&](const std::function<void(int64_t)>& fn) {
+    pool->parallel_for((P + PC - 1) / PC, [&](int64_t c) {
+      for (int64_t p = c * PC; p < std::min(P, (c + 1) * PC); p++) fn(p);
+    });
+  };
+  // gather the inputs (q8 records, de-interleaved or plain f32 rows)
+  pairs([&](int64_t p) {
+    const float* xr = x + (pick_of[p] / k) * dIn;
+    uint8_t* dst = X.data() + p * xs1;
+    if (q8_1) q8_token(w1.format, xr, dIn, dst);
+    else if (w1.format == FMT_MXFP4) deinterleave(xr, 1, dIn, reinterpret_cast<float*>(dst));
+    else std::memcpy(dst, xr, dIn * 4);
+  });
   std::vector<Segment> seg1, seg2;
-  for (size_t i = 0; i < active.size(); i++) {
-    int64_t e = active[i], n = int64_t(picks[e].size());
-    xs[i].resize(n * dIn);
-    std::vector<float> tmp(n * dIn);
-    for (int64_t j = 0; j < n; j++) std::memcpy(&tmp[j * dIn], x + (picks[e][j] / k) * dIn, dIn * 4);
-    if (q8_1) prepare_q8(w1.format, tmp.data(), n, dIn, xq[i]);
-    else if (w1.format == FMT_MXFP4) deinterleave(tmp.data(), n, dIn, xs[i].data());
-    else xs[i].swap(tmp);
-    hs[i].resize(n * R1);
-    seg1.push_back({row_slice(w1, e * R1), xs[i].data(), n, b1 ? b1 + e * R1 : nullptr, hs[i].data()});
-    seg1.back().w.rows = R1;
-    if (q8_1) seg1.back().xq = xq[i].data();
+  for (size_t i = 0; i < na; i++) {
+    const int64_t e = active[i], n = off[i + 1] - off[i];
+    Segment sg{row_slice(w1, e * R1), reinterpret_cast<const float*>(X.data() + off[i] * xs1), n, b1 ? b1 + e * R1 : nullptr, H.data() + off[i] * R1};
+    sg.w.rows = R1;
+    if (q8_1) sg.xq = X.data() + off[i] * xs1;
+    seg1.push_back(sg);
   }
   run_segments(seg1);
-  for (size_t i = 0; i < active.size(); i++) {
-    int64_t n = int64_t(picks[active[i]].size());
-    std::vector<float> av(n * inter);
-    const float* h = hs[i].data();
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t c = 0; c < inter; c++) {
-        float r;
-        if (swiglu) {
-          float g = h[j * R1 + 2 * c], l = h[j * R1 + 2 * c + 1];
-          g = std::min(g, limit);
-          l = std::max(-limit, std::min(l, limit));
-          r = (g / (1.f + std::exp(-alpha * g))) * (l + 1.f);
-        } else {
-          float v = std::max(0.f, h[j * inter + c]);
-          r = v * v;
-        }
-        av[j * inter + c] = r;
+  // the activation, then the second projection's inputs
+  pairs([&](int64_t p) {
+    thread_local std::vector<float> av;
+    av.resize(inter);
+    const float* h = H.data() + p * R1;
+    for (int64_t c = 0; c < inter; c++) {
+      float r;
+      if (swiglu) {
+        float g = h[2 * c], l = h[2 * c + 1];
+        g = std::min(g, limit);
+        l = std::max(-limit, std::min(l, limit));
+        r = (g / (1.f + std::exp(-alpha * g))) * (l + 1.f);
+      } else {
+        float v = std::max(0.f, h[c]);
+        r = v * v;
       }
-    as[i].resize(n * inter);
-    if (q8_2) prepare_q8(w2.format, av.data(), n, inter, aq[i]);
-    else if (w2.format == FMT_MXFP4) deinterleave(av.data(), n, inter, as[i].data());
-    else as[i].swap(av);
-    ys[i].resize(n * dOut);
-    seg2.push_back({row_slice(w2, active[i] * dOut), as[i].data(), n, b2 ? b2 + active[i] * dOut : nullptr, ys[i].data()});
-    seg2.back().w.rows = dOut;
-    if (q8_2) seg2.back().xq = aq[i].data();
+      av[c] = r;
+    }
+    uint8_t* dst = A.data() + p * xs2;
+    if (q8_2) q8_token(w2.format, av.data(), inter, dst);
+    else if (w2.format == FMT_MXFP4) deinterleave(av.data(), 1, inter, reinterpret_cast<float*>(dst));
+    else std::memcpy(dst, av.data(), inter * 4);
+  });
+  for (size_t i = 0; i < na; i++) {
+    const int64_t e = active[i], n = off[i + 1] - off[i];
+    Segment sg{row_slice(w2, e * dOut), reinterpret_cast<const float*>(A.data() + off[i] * xs2), n, b2 ? b2 + e * dOut : nullptr, Y.data() + off[i] * dOut};
+    sg.w.rows = dOut;
+    if (q8_2) sg.xq = A.data() + off[i] * xs2;
+    seg2.push_back(sg);
   }
   run_segments(seg2);
   // combine per token in ascending expert order (the same order whatever shares the batch)
   std::memset(out, 0, T * dOut * 4);
-  for (size_t i = 0; i < active.size(); i++) {
+  for (size_t i = 0; i < na; i++) {
     const auto& pk = picks[active[i]];
     for (size_t j = 0; j < pk.size(); j++) {
       int64_t t = pk[j] / k;
       float w = ew[pk[j]];
-      const float* y = ys[i].data() + j * dOut;
+      const float* y = Y.data() + (off[i] + int64_t(j)) * dOut;
       float* o = out + t * dOut;
       for (int64_t c = 0; c < dOut; c++) o[c] += w * y[c];
     }
@@ -602,10 +630,15 @@ napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
       const double inv = scale > 0 ? 1 / scale : 0;
       int8_t* o = data + r * cols;
       for (int64_t i = 0; i < cols; i++) {
+        // Math.round (ties toward +∞) on the magnitude, without branches (random signs made a
+        // branchy version mispredict half the time) or libm: |v| ≤ 127, the fraction is exact
         const double v = double(row[i]) * inv;
-        double q = std::floor(v);
-        if (v - q >= 0.5) q += 1;
-        o[i] = int8_t(q);
+        const double m = std::fabs(v);
+        const int32_t t = int32_t(m);
+        const double f = m - double(t);
+        const int32_t neg = int32_t(v < 0);
+        const int32_t up = int32_t(f > 0.5) | (int32_t(f == 0.5) & (neg ^ 1));
+        o[i] = int8_t((t + up) * (1 - 2 * neg));
       }
     }
   };
