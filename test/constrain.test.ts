@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
 import { compileSchema, initialState, ANY_OBJECT } from '../src/constrain/json-schema-grammar.js';
 import { JsonConstraint, Vocabulary, advance, computeMask } from '../src/constrain/token-mask.js';
+import { ToolCallConstraint } from '../src/constrain/tool-call.js';
 import { Rng } from '../src/engine/sampling.js';
 
 const enc = new TextEncoder();
@@ -152,4 +153,31 @@ test('the prefix-sharing mask equals checking every token on its own', () => {
       }
     }
   }
+});
+
+test('a forced tool call with a choice of tools: one of the names, the header tail, then that tool\'s arguments', () => {
+  const id = (p: string) => pieces.indexOf(p);
+  const SPECIAL = pieces.length; // no bytes: a special token
+  const tail = [id(' '), SPECIAL, id('j'), id('s'), id('o'), id('n'), SPECIAL];
+  const strict = compileSchema({ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'], additionalProperties: false });
+  const c = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }, { name: 'name', root: ANY_OBJECT }], tail);
+  for (const p of ['o', 'ok', 'n', 'name']) assert.ok(c.allowed(id(p)), p);
+  assert.ok(!c.allowed(id('a')) && !c.allowed(SPECIAL) && !c.allowed(id('{"')));
+  c.accept(id('o'));
+  assert.ok(c.allowed(id('k')) && !c.allowed(id('ok')) && !c.allowed(id(' ')));
+  c.accept(id('k'));
+  assert.ok(c.allowed(id(' ')) && !c.allowed(SPECIAL) && !c.allowed(id(' "')), 'the tail follows the name exactly');
+  c.accept(id(' '));
+  assert.ok(c.allowed(SPECIAL) && !c.allowed(id('j')));
+  for (const p of [SPECIAL, id('j'), id('s'), id('o'), id('n'), SPECIAL]) { assert.ok(c.allowed(p)); c.accept(p); }
+  assert.ok(!c.isComplete());
+  assert.ok(c.allowed(id('{"')) && !c.allowed(id('[]')) && !c.allowed(SPECIAL));
+  for (const p of ['{"', 'a', '":', '12']) { assert.ok(c.allowed(id(p)), p); c.accept(id(p)); }
+  assert.ok(!c.allowed(id('.')), 'the chosen tool\'s schema: an integer');
+  c.accept(id('}'));
+  assert.ok(c.isComplete());
+  // the other tool takes any object
+  const d = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }, { name: 'name', root: ANY_OBJECT }], tail);
+  for (const p of [id('name'), ...tail, id('{"'), id('b'), id('": "'), id('hello'), id('"}')]) { assert.ok(d.allowed(p)); d.accept(p); }
+  assert.ok(d.isComplete());
 });

@@ -111,7 +111,7 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
     ];
     for (const [fmt, rows, cols] of shapes) {
       const w = fmt === 'mxfp4' ? mxfp4(rows, cols) : int8(rows, cols);
-      for (const T of [1, 3, 5]) {
+      for (const T of [1, 2, 3, 5, 6]) {
         const x = randF32(T * cols, 2);
         const bias = randF32(rows);
         const got = be.linear(x, T, w, bias);

@@ -324,6 +324,28 @@ describe('API objects (replay model)', () => {
     assert.deepEqual(q.constraint, { type: 'json_object' });
   });
 
+  test('tool_choice "required" with several tools: the model picks one, the header and its arguments are constrained', async () => {
+    const tools = [...weather, { type: 'function' as const, function: { name: 'get_time', parameters: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'], additionalProperties: false } } }];
+    // the model continues after `to=functions.`: a name, the header tail, then arguments
+    model.script = T('get_time <|constrain|>json<|message|>{"tz":"UTC"}<|call|>');
+    const r = await client.chat.completions.create({ model: 'replay', tools, tool_choice: 'required', messages: [{ role: 'user', content: 'Anything.' }], max_tokens: 40 });
+    const calls = r.choices[0].message.tool_calls as { function: { name: string; arguments: string } }[];
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(calls.map((c) => [c.function.name, JSON.parse(c.function.arguments)]), [['get_time', { tz: 'UTC' }]]);
+    const head = T('<|start|>assistant<|channel|>commentary to=functions.');
+    assert.deepEqual(model.prompts.at(-1)!.slice(-head.length), head, 'the prompt opens the recipient');
+    // a name that is not offered cannot be produced
+    const p = new HarmonyChatFormat(tok, { now: NOW }).renderChatCompletion({ messages: [{ role: 'user', content: 'x' }], tools, tool_choice: 'required' });
+    assert.equal(p.constraint?.type, 'tool_call');
+    const c = constraintFactory(tok)(p.constraint!);
+    for (const id of T('get_')) { assert.ok(c.allowed(id)); c.accept(id); }
+    assert.ok(c.allowed(T('time')[0]) && c.allowed(T('weather')[0]));
+    assert.ok(!c.allowed(T('xyz')[0]) && !c.allowed(T(' ')[0]), 'only the offered names continue');
+    // and the arguments follow the chosen tool's schema (get_time: no other keys)
+    for (const id of T('time <|constrain|>json<|message|>{"tz":"UTC"')) { assert.ok(c.allowed(id)); c.accept(id); }
+    assert.ok(!c.allowed(T(',"')[0]) && c.allowed(T('}')[0]));
+  });
+
   test('json_schema output is enforced by constrained decoding and validates', async () => {
     // the script tries to answer with a string where the schema wants an integer, then an extra key
     const schema = { type: 'object', properties: { answer: { type: 'integer' } }, required: ['answer'], additionalProperties: false };

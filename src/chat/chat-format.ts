@@ -4,6 +4,7 @@
  * (Nemotron) implement it.
  */
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { ConstraintSpec } from '../engine/client.js';
 
 /** A prompt ready to run. */
 export interface RenderedPrompt {
@@ -11,10 +12,11 @@ export interface RenderedPrompt {
   /** the same prompt as text (special tokens written as their names), for `tessera render` */
   text: string;
   /**
-   * A constraint the completion needs from its first token, whatever response_format says: the
-   * arguments of a tool call that tool_choice forces (the prompt already opened the call).
+   * A constraint the completion needs from its first token, whatever response_format says: a
+   * tool call that tool_choice forces (the prompt already opened the call; the model fills in
+   * the arguments, or also picks the tool).
    */
-  constraint?: { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> };
+  constraint?: ConstraintSpec;
 }
 
 /** What the model produced, as it streams (one token can produce several events). */

@@ -13,6 +13,12 @@ import type { SamplingParams } from './sampling.js';
 export type ConstraintSpec = (
   | { type: 'json_object' }
   | { type: 'json_schema'; schema: Record<string, unknown> }
+  /**
+   * a tool call the model must make, choosing the tool: one of the names, then `tail` (token ids
+   * of the rest of the call's header, special tokens included), then the arguments as JSON under
+   * the chosen tool's schema (null: any JSON object)
+   */
+  | { type: 'tool_call'; tools: { name: string; schema: Record<string, unknown> | null }[]; tail: number[] }
 ) & {
   /** the constraint starts once these tokens have been generated (see ChatFormat.constrainedContentGate) */
   gate?: number[];

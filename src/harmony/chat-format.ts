@@ -28,7 +28,7 @@ export interface HarmonyPrompt extends RenderedPrompt {
   /** the harmony messages the prompt was rendered from */
   messages: Message[];
   request: MappedRequest;
-  /** the header of a forced tool call appended after `<|start|>assistant` (tool_choice names a function) */
+  /** the header (or its start) of a forced tool call appended after `<|start|>assistant` (tool_choice) */
   forcedHeader?: number[];
 }
 
@@ -80,6 +80,23 @@ export class HarmonyChatFormat implements ChatFormat {
       prompt.constraint = params && enforceable(params as Record<string, unknown>)
         ? { type: 'json_schema', schema: params as Record<string, unknown> }
         : { type: 'json_object' };
+    } else if (choice.mode === 'required' && request.tools.length > 1) {
+      // a call is required and the model picks the function: the prompt opens the recipient,
+      // the constraint spells one of the names, the rest of the header, then its arguments
+      const t = this.renderer.tokens;
+      const head = 'commentary to=functions.';
+      const ids = [t.channel, ...this.tokenizer.encode(head)];
+      prompt.ids = [...prompt.ids, ...ids];
+      prompt.text += `<|channel|>${head}`;
+      prompt.forcedHeader = ids;
+      prompt.constraint = {
+        type: 'tool_call',
+        tools: request.tools.map((x) => {
+          const params = x.parameters as Record<string, unknown> | undefined;
+          return { name: x.name, schema: params && enforceable(params) ? params : null };
+        }),
+        tail: [...this.tokenizer.encode(' '), t.constrain, ...this.tokenizer.encode('json'), t.message],
+      };
     }
     return prompt;
   }
