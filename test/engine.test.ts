@@ -65,6 +65,37 @@ test('a shared prefix is served from the prefix cache and the output is unchange
   assert.equal(s.running + s.waiting, 0);
 });
 
+test('hybrid (Mamba) models: prefix hits restore a recurrent-state snapshot taken at a block boundary, output unchanged', async () => {
+  const hm = loadModel(path.join(FIXTURES, 'nemotron-h/tiny-hybrid-dense'), createBackend('auto'));
+  const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 53 + seed * 7 + 11) % hm.vocabSize);
+  const shared = ids(37, 3);
+  const a = [...shared, 1, 2, 3];
+  const b = [...shared.slice(0, 34), 9, 8, 7];
+  const wantA = greedyGenerate(hm, a, 6);
+  const wantB = greedyGenerate(hm, b, 6);
+  // a small token budget: a's prefill runs in chunks cut at block boundaries (8, 16, 24, 32), then
+  // stops at its last full block (36) before the tail; each boundary leaves a snapshot
+  const engine = new Engine(hm, opts({ maxBatchedTokens: 8 }));
+  const loop = new EngineLoop(engine);
+  const first = await collect(loop.generate({ prompt: a, sampling: greedy(6) }));
+  assert.deepEqual(first.ids, wantA);
+  assert.equal(first.last.usage!.cachedTokens, 0);
+  const again = await collect(loop.generate({ prompt: a, sampling: greedy(6) }));
+  assert.deepEqual(again.ids, wantA, 'the same prompt from the snapshot at 36');
+  assert.equal(again.last.usage!.cachedTokens, 36);
+  const other = await collect(loop.generate({ prompt: b, sampling: greedy(6) }));
+  assert.deepEqual(other.ids, wantB, 'a shared prefix from the snapshot at 32');
+  assert.equal(other.last.usage!.cachedTokens, 32);
+  assert.equal(engine.stats().prefixCacheHitTokens, 68);
+  // without snapshots there is no hit: the state could not be restored
+  const off = new Engine(hm, opts({ maxBatchedTokens: 8, stateSnapshotBytes: 0 }));
+  const offLoop = new EngineLoop(off);
+  await collect(offLoop.generate({ prompt: a, sampling: greedy(6) }));
+  const miss = await collect(offLoop.generate({ prompt: a, sampling: greedy(6) }));
+  assert.deepEqual(miss.ids, wantA);
+  assert.equal(miss.last.usage!.cachedTokens, 0);
+});
+
 test('a pool too small for every sequence preempts and recomputes, with the same outputs', async () => {
   const prompts = [prompt(20, 11), prompt(20, 12), prompt(20, 13)];
   const alone = prompts.map((p) => greedyGenerate(model, p, 10));

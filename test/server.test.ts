@@ -21,6 +21,7 @@ import { HarmonyChatFormat } from '../src/harmony/chat-format.js';
 import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { synthSpecFor, writeSynthetic } from '../src/weights/synth.js';
 import { ReplayModel } from './replay-model.js';
+import { runServeBench } from '../bench/serve-bench.js';
 import { tmpDir } from './helpers.js';
 
 const NOW = () => new Date('2026-11-24T12:00:00Z');
@@ -166,6 +167,14 @@ describe('engine path (synthetic gpt-oss, worker thread)', () => {
     const n = await client.chat.completions.create({ ...body, n: 3 });
     assert.equal(n.choices.length, 3);
     assert.equal(n.choices[0].message.content, a.choices[0].message.content);
+  });
+
+  test('the serving benchmark streams every token and reports rates and latencies', async () => {
+    const r = await runServeBench({ url: base, model: 'tiny', apiKey: 'k', clients: 2, requestsPerClient: 2, promptTokens: 12, outputTokens: 6 });
+    assert.equal(r.requests, 4);
+    assert.ok(r.output_tokens_per_s > 0 && r.requests_per_s > 0);
+    assert.ok(Number.isFinite(r.ttft_ms.p50) && Number.isFinite(r.itl_ms.p90), JSON.stringify(r));
+    assert.equal(r.output_tokens, 24, 'usage counts every token');
   });
 
   test('bad requests get OpenAI-style errors naming the problem, and the server keeps serving', async () => {

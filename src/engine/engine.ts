@@ -13,7 +13,7 @@ import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { CausalLM, ModelCache } from '../models/model.js';
 import { InputError } from '../util/errors.js';
 import { packBatch, type BatchEntry } from './batch.js';
-import { PrefixCache } from './prefix-cache.js';
+import { PrefixCache, StateSnapshots } from './prefix-cache.js';
 import { Sampler, TokenCounts, type SamplingParams, type TokenLogprob } from './sampling.js';
 
 /** Decides which tokens are allowed next (constrained decoding); advanced with each sampled token. */
@@ -69,6 +69,8 @@ export interface EngineOptions {
   /** longest prompt + output */
   maxModelLen: number;
   prefixCaching: boolean;
+  /** hybrid models: bytes of recurrent-state snapshots kept for prefix hits (default 512 MiB) */
+  stateSnapshotBytes?: number;
 }
 
 export interface EngineStats {
@@ -112,6 +114,8 @@ class Sequence {
 export class Engine {
   readonly cache: ModelCache;
   private readonly prefix: PrefixCache | null;
+  /** hybrid models: recurrent states at block boundaries, for prefix hits */
+  private readonly snapshots: StateSnapshots | null;
   private readonly waiting: Sequence[] = [];
   private readonly running: Sequence[] = [];
   private readonly byId = new Map<string, Sequence>();
@@ -122,9 +126,15 @@ export class Engine {
 
   constructor(readonly model: CausalLM, readonly opts: EngineOptions) {
     this.cache = model.createCache({ numBlocks: opts.numBlocks, blockSize: opts.blockSize, maxSeqs: opts.maxNumSeqs });
-    const pool = this.cache.newSequence().pool;
-    // prefix reuse needs every layer's state at a block boundary: plain KV models only (for now)
-    this.prefix = opts.prefixCaching && !hasRecurrentState(model) ? new PrefixCache(pool, opts.blockSize) : null;
+    const probe = this.cache.newSequence();
+    const pool = probe.pool;
+    probe.free();
+    // prefix reuse needs every layer's state at a block boundary: KV blocks, and for hybrid models
+    // snapshots of the recurrent state taken where prefill chunks end on a block boundary
+    const hybrid = hasRecurrentState(model);
+    const snapshots = hybrid && this.cache.snapshotState !== undefined && this.cache.restoreState !== undefined;
+    this.prefix = opts.prefixCaching && (!hybrid || snapshots) ? new PrefixCache(pool, opts.blockSize) : null;
+    this.snapshots = this.prefix && hybrid ? new StateSnapshots(opts.stateSnapshotBytes ?? 512 * 2 ** 20) : null;
     this.eos = new Set(model.eosTokenIds);
   }
 
@@ -266,6 +276,25 @@ export class Engine {
     seq.hashes = PrefixCache.extendHashes(seq.hashes, seq.tokens.slice(0, full * this.opts.blockSize), this.opts.blockSize);
     for (let b = seq.registered; b < full; b++) this.prefix.insert(seq.hashes[b], seq.cache.blocks[b]);
     seq.registered = full;
+    // hybrid: the state as it is now, at this block boundary (prefill chunks are cut to end on one)
+    if (this.snapshots && seq.computed === full * this.opts.blockSize && full > 0 && seq.computed <= seq.promptLen) {
+      this.snapshots.put(seq.hashes[full - 1], this.cache.snapshotState!(seq.cache));
+    }
+  }
+
+  /**
+   * The next chunk of a sequence's prefill. Hybrid models with prefix caching end a chunk that
+   * does not finish the prompt on a block boundary, and stop once at the prompt's last full block,
+   * so the recurrent state there can be snapshotted for later prefix hits.
+   */
+  private chunk(seq: Sequence, n: number): number {
+    if (!this.snapshots || seq.computed >= seq.promptLen) return n;
+    const bs = this.opts.blockSize;
+    const end = seq.computed + n;
+    const lastBoundary = Math.floor((seq.promptLen - 1) / bs) * bs;
+    if (end >= seq.promptLen) return lastBoundary > seq.computed ? lastBoundary - seq.computed : n;
+    const aligned = Math.floor(end / bs) * bs;
+    return aligned > seq.computed ? aligned - seq.computed : n;
   }
 
   /** Blocks a sequence needs to hold `tokens` tokens. */
@@ -298,7 +327,7 @@ export class Engine {
     // running sequences first, oldest first: a decode token each, or their next prefill chunk
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const seq = this.running[i];
-      const n = Math.min(seq.tokens.length - seq.computed, budget);
+      const n = this.chunk(seq, Math.min(seq.tokens.length - seq.computed, budget));
       if (n <= 0) continue;
       const need = this.blocksFor(seq.computed + n) - seq.cache!.blocks.length;
       let ok = this.ensureFree(need);
@@ -322,7 +351,7 @@ export class Engine {
     while (this.waiting.length > 0 && budget > 0 && this.running.length < this.opts.maxNumSeqs) {
       const seq = this.waiting[0];
       if (!seq.cache) this.attach(seq);
-      const n = Math.min(seq.tokens.length - seq.computed, budget);
+      const n = this.chunk(seq, Math.min(seq.tokens.length - seq.computed, budget));
       const need = this.blocksFor(seq.computed + n) - seq.cache!.blocks.length;
       // keep a block of headroom per running sequence so admissions don't thrash decodes
       if (!this.ensureFree(need + (this.running.length > 0 ? 1 : 0))) {
@@ -357,10 +386,18 @@ export class Engine {
     // at least one token must be computed to get logits: never reuse the block holding the last token
     const usable = Math.floor((seq.tokens.length - 1) / bs);
     seq.hashes = PrefixCache.extendHashes([], seq.tokens.slice(0, usable * bs), bs);
-    const blocks = this.prefix.lookup(seq.hashes);
+    let blocks = this.prefix.lookup(seq.hashes);
     this.prefix.queriedTokens += seq.promptLen;
+    // hybrid: only as far as a recurrent-state snapshot reaches
+    const snaps = this.snapshots;
+    if (snaps) {
+      let n = blocks.length;
+      while (n > 0 && !snaps.has(seq.hashes[n - 1])) n--;
+      blocks = blocks.slice(0, n);
+    }
     if (blocks.length > 0) {
       seq.cache.adoptPrefix(blocks);
+      if (snaps) this.cache.restoreState!(seq.cache, snaps.get(seq.hashes[blocks.length - 1])!);
       seq.computed = blocks.length * bs;
       seq.registered = blocks.length;
       seq.cachedTokens = Math.min(seq.computed, seq.promptLen);

@@ -6,12 +6,13 @@
  * recently used first, when the pool runs short.
  *
  * gpt-oss's sliding-window layers keep every block of a sequence (nothing is freed behind the
- * window), so a cached block is valid for every layer. Hybrid models with recurrent state need a
- * state snapshot at the block's end as well (see `CausalLM`'s state hooks); the engine only
- * offers prefix hits where the model can restore such a snapshot.
+ * window), so a cached block is valid for every layer. Hybrid models (Mamba) also need their
+ * recurrent state as it was at the block's end: StateSnapshots keeps copies taken at block
+ * boundaries, and a hit stops at the last matched block that has one.
  */
 import { createHash } from 'node:crypto';
 import type { BlockAllocator } from '../cache/block-allocator.js';
+import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
 
 interface Entry {
   block: number;
@@ -92,5 +93,50 @@ export class PrefixCache {
   clear(): void {
     for (const e of this.entries.values()) this.pool.release(e.block);
     this.entries.clear();
+  }
+}
+
+/**
+ * Recurrent-state snapshots at block boundaries, named by the chain hash of the block that ends
+ * there; least recently used ones go when the byte budget is exceeded.
+ */
+export class StateSnapshots {
+  private readonly entries = new Map<string, { snap: RecurrentSnapshot; bytes: number; lastUse: number }>();
+  private clock = 0;
+  private used = 0;
+
+  constructor(readonly budgetBytes: number) {}
+
+  has(hash: string): boolean {
+    return this.entries.has(hash);
+  }
+
+  get(hash: string): RecurrentSnapshot | undefined {
+    const e = this.entries.get(hash);
+    if (e) e.lastUse = ++this.clock;
+    return e?.snap;
+  }
+
+  put(hash: string, snap: RecurrentSnapshot): void {
+    if (this.entries.has(hash)) return;
+    const bytes = [...snap.conv, ...snap.ssm].reduce((a, x) => a + x.byteLength, 0);
+    if (bytes > this.budgetBytes) return;
+    while (this.used + bytes > this.budgetBytes) {
+      let oldest: string | null = null;
+      let at = Infinity;
+      for (const [h, e] of this.entries) if (e.lastUse < at) [oldest, at] = [h, e.lastUse];
+      this.used -= this.entries.get(oldest!)!.bytes;
+      this.entries.delete(oldest!);
+    }
+    this.entries.set(hash, { snap, bytes, lastUse: ++this.clock });
+    this.used += bytes;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get bytes(): number {
+    return this.used;
   }
 }

@@ -160,6 +160,8 @@ export class TokenCounts {
 /** One request's sampler. `mask`, when given, says which tokens are allowed (constrained decoding). */
 export class Sampler {
   private readonly rng: Rng;
+  /** scratch: unnormalised probabilities */
+  private w = new Float64Array(0);
   constructor(readonly params: SamplingParams, seed?: number) {
     const s = params.seed ?? seed ?? Math.floor(Math.random() * 2 ** 32);
     this.rng = new Rng(s);
@@ -187,39 +189,97 @@ export class Sampler {
     const p = this.params;
     if (p.temperature === 0) return argmaxF(x);
     const invT = 1 / p.temperature;
-    // candidates: top-k (or every finite logit), sorted by logit descending
-    let cand: number[];
-    if (p.topK > 0 && p.topK < x.length) cand = topN(x, p.topK);
-    else {
-      cand = [];
-      for (let i = 0; i < x.length; i++) if (x[i] !== -Infinity) cand.push(i);
-      if (p.topP < 1 || p.minP > 0) cand.sort((a, b) => x[b] - x[a] || a - b);
-    }
-    if (cand.length === 0) return argmaxF(x);
+    if (p.topK > 0 && p.topK < x.length) return this.draw(x, topN(x, p.topK), invT);
     let max = -Infinity;
-    for (const i of cand) if (x[i] > max) max = x[i];
-    const probs = new Float64Array(cand.length);
-    let sum = 0;
-    for (let j = 0; j < cand.length; j++) {
-      probs[j] = Math.exp((x[cand[j]] - max) * invT);
-      sum += probs[j];
+    for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
+    if (max === -Infinity) return argmaxF(x);
+    // unnormalised probabilities of every id (0 for masked ones), summed in id order
+    if (this.w.length < x.length) this.w = new Float64Array(x.length);
+    const w = this.w;
+    let all = 0;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i] === -Infinity ? 0 : Math.exp((x[i] - max) * invT);
+      w[i] = v;
+      all += v;
     }
+    if (p.topP >= 1 && p.minP <= 0) {
+      // plain temperature: draw over every id in id order, no sort
+      let r = this.rng.next() * all;
+      let last = -1;
+      for (let i = 0; i < x.length; i++) {
+        if (x[i] === -Infinity) continue;
+        last = i;
+        r -= w[i];
+        if (r < 0) return i;
+      }
+      return last;
+    }
+    // min_p keeps ids with p ≥ min_p · p_max (w of the top id is 1); top_p keeps the shortest head
+    // of the sorted distribution holding top_p of the mass that min_p left. Only the head needs
+    // sorting: take the ids above a threshold, lowering it until they hold enough mass.
+    const cut = p.minP > 0 ? p.minP : 0;
+    let kept = all;
+    if (cut > 0) {
+      kept = 0;
+      for (let i = 0; i < x.length; i++) if (w[i] >= cut && x[i] !== -Infinity) kept += w[i];
+    }
+    const need = p.topP < 1 ? p.topP * kept : kept;
+    let tau = Math.max(cut, 2 ** -10);
+    let head: number[];
+    for (;;) {
+      head = [];
+      let mass = 0;
+      for (let i = 0; i < x.length; i++) {
+        if (x[i] !== -Infinity && w[i] >= tau) {
+          head.push(i);
+          mass += w[i];
+        }
+      }
+      if (mass >= need || tau <= cut || tau === 0) break;
+      tau = tau / 64 < 1e-300 ? cut : Math.max(cut, tau / 64);
+    }
+    head.sort((a, b) => x[b] - x[a] || a - b);
+    let n = head.length;
+    if (p.topP < 1) {
+      let acc = 0;
+      let k = 0;
+      while (k < n) {
+        acc += w[head[k++]];
+        if (acc >= need) break;
+      }
+      n = Math.max(1, k);
+    }
+    let total = 0;
+    for (let j = 0; j < n; j++) total += w[head[j]];
+    let r = this.rng.next() * total;
+    for (let j = 0; j < n; j++) {
+      r -= w[head[j]];
+      if (r < 0) return head[j];
+    }
+    return head[n - 1];
+  }
+
+  /** temperature draw over `cand` (sorted, largest first) */
+  private draw(x: Float32Array, cand: number[], invT: number): number {
+    if (cand.length === 0) return argmaxF(x);
+    const p = this.params;
+    const max = x[cand[0]];
+    const probs = new Float64Array(cand.length);
+    for (let j = 0; j < cand.length; j++) probs[j] = Math.exp((x[cand[j]] - max) * invT);
     let n = cand.length;
     if (p.minP > 0) {
-      // cand is sorted: the first is the most likely
-      const cut = (probs[0] / sum) * p.minP;
       let k = 0;
-      while (k < n && probs[k] / sum >= cut) k++;
+      while (k < n && probs[k] >= p.minP) k++;
       n = Math.max(1, k);
     }
     if (p.topP < 1) {
-      let total = 0;
-      for (let j = 0; j < n; j++) total += probs[j];
+      let kept = 0;
+      for (let j = 0; j < n; j++) kept += probs[j];
       let acc = 0;
       let k = 0;
       while (k < n) {
         acc += probs[k++];
-        if (acc >= p.topP * total) break;
+        if (acc >= p.topP * kept) break;
       }
       n = Math.max(1, k);
     }
@@ -235,7 +295,7 @@ export class Sampler {
 }
 
 function applyPenalties(logits: Float32Array, counts: TokenCounts, p: SamplingParams): Float32Array {
-  const x = Float32Array.from(logits);
+  const x = new Float32Array(logits); // (a copy; Float32Array.from would iterate)
   if (p.repetitionPenalty !== 1) {
     const pen = (id: number) => {
       x[id] = x[id] > 0 ? x[id] / p.repetitionPenalty : x[id] * p.repetitionPenalty;
