@@ -10,6 +10,7 @@ import { loadModel } from '../src/models/registry.js';
 import { greedyGenerate } from '../src/engine/runner.js';
 import { Engine, type EngineOptions, type RequestOutput } from '../src/engine/engine.js';
 import { EngineLoop } from '../src/engine/client.js';
+import { resolveEngineOptions } from '../src/engine/config.js';
 import { WorkerEngine } from '../src/engine/worker-engine.js';
 import { DEFAULT_SAMPLING, Sampler, TokenCounts, samplingFromRequest, type SamplingParams } from '../src/engine/sampling.js';
 import { FIXTURES } from './helpers.js';
@@ -106,6 +107,52 @@ test('a pool too small for every sequence preempts and recomputes, with the same
   for (let i = 0; i < prompts.length; i++) assert.deepEqual(outs[i].ids, alone[i]);
   assert.ok(engine.stats().preemptions > 0, 'expected at least one preemption');
   assert.equal(engine.cache.freeBlocks(), 14, 'every block is returned');
+});
+
+test('sliding-window layers give back blocks behind the window: a pool sized for the window serves long sequences exactly', async () => {
+  // tiny-window: window 8; blocks of 4. The window pool is sized by resolveEngineOptions' bound
+  // (4 seqs × (⌈7/4⌉ + 3) + 16/4 = 24 blocks) while the sequences reach 25 blocks each.
+  const o = resolveEngineOptions(model, { kvCacheBytes: 2 ** 20, maxNumSeqs: 4, maxBatchedTokens: 16, blockSize: 4 });
+  assert.equal(o.numWindowBlocks, 24);
+  assert.ok(o.numBlocks > 100);
+  const prompts = [prompt(70, 31), prompt(45, 32), prompt(61, 33), prompt(52, 34)];
+  const alone = prompts.map((p) => greedyGenerate(model, p, 30));
+  const engine = new Engine(model, { ...o, prefixCaching: false });
+  const ids: number[][] = prompts.map(() => []);
+  prompts.forEach((p, i) => engine.add({ id: String(i), prompt: p, sampling: greedy(30) }));
+  let peak = 0;
+  while (engine.hasWork()) {
+    for (const out of engine.step()) ids[Number(out.id)].push(...out.tokens.map((t) => t.id));
+    peak = Math.max(peak, engine.stats().windowBlocksUsed);
+    for (const s of engine['running'] as { cache: { window: { held(): number }; length: number } }[]) {
+      assert.ok(s.cache.window.held() <= Math.ceil(7 / 4) + 1 + Math.ceil(16 / 4), `a sequence holds ${s.cache.window.held()} window blocks`);
+    }
+  }
+  for (let i = 0; i < prompts.length; i++) assert.deepEqual(ids[i], alone[i], `prompt ${i}`);
+  assert.ok(peak <= 24 && peak > 4, `window pool peak ${peak}`);
+  assert.equal(engine.stats().preemptions, 0);
+  assert.equal(engine.stats().windowBlocksUsed, 0);
+  assert.equal(engine.cache.windowPool!.numFree, 24);
+});
+
+test('sliding-window prefix hits need the window\'s blocks: evicted ones shorten the hit, output unchanged', async () => {
+  // a window pool of 12 blocks: B's prefill evicts A's cached window blocks, oldest first
+  const engine = new Engine(model, opts({ numWindowBlocks: 12, maxNumSeqs: 1, maxBatchedTokens: 16 }));
+  const loop = new EngineLoop(engine);
+  const a = prompt(41, 41);
+  const b = prompt(41, 42);
+  const want = greedyGenerate(model, a, 5);
+  const first = await collect(loop.generate({ prompt: a, sampling: greedy(5) }));
+  assert.deepEqual(first.ids, want);
+  const again = await collect(loop.generate({ prompt: a, sampling: greedy(5) }));
+  assert.deepEqual(again.ids, want);
+  assert.equal(again.last.usage!.cachedTokens, 40, 'a full hit while A\'s window blocks are cached');
+  await collect(loop.generate({ prompt: b, sampling: greedy(5) }));
+  const after = await collect(loop.generate({ prompt: a, sampling: greedy(5) }));
+  assert.deepEqual(after.ids, want);
+  // A's full-attention blocks are all still cached, but B's prefill evicted every window block of A's
+  assert.equal(after.last.usage!.cachedTokens, 0, 'no hit is usable without the window before it');
+  assert.ok(engine.stats().prefixCacheBlocks >= 20);
 });
 
 test('an aborted request stops and frees its blocks at the next step', async () => {

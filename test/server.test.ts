@@ -361,7 +361,7 @@ describe('API objects (replay model)', () => {
     model.script = T('<|channel|>analysis<|message|>ok<|end|><|start|>assistant<|channel|>final<|message|>{"answer": "seven", "extra": 1}<|return|>');
     model.fallback = [tok.encode('}')[0], tok.encode('7')[0]];
     const r = await client.chat.completions.create({
-      model: 'replay', messages: [{ role: 'user', content: 'number?' }], max_tokens: 60,
+      model: 'replay', messages: [{ role: 'user', content: 'number?' }], max_tokens: 60, temperature: 0,
       response_format: { type: 'json_schema', json_schema: { name: 'n', schema, strict: true } },
     });
     const text = r.choices[0].message.content!;

@@ -6,8 +6,8 @@
 import { TesseraError } from '../util/errors.js';
 
 export class OutOfBlocksError extends TesseraError {
-  constructor(need: number, free: number) {
-    super(`KV cache is full: need ${need} more blocks, ${free} free`, 'kv_cache_full');
+  constructor(need: number, free: number, kind = '') {
+    super(`${kind}KV cache is full: need ${need} more blocks, ${free} free`, 'kv_cache_full');
   }
 }
 

@@ -21,6 +21,10 @@ export function packBatch(entries: BatchEntry[]): ForwardBatch {
   const slotMapping = new Int32Array(total);
   const logitRows: number[] = [];
   const seqs: SeqSlice[] = [];
+  // sliding-window layers (when the model has them) read their own block table
+  const windowed = entries.length > 0 && entries[0].cache.window !== null;
+  const windowSlots = windowed ? new Int32Array(total) : null;
+  const windowSeqs: SeqSlice[] = [];
   let t = 0;
   for (const e of entries) e.cache.reserve(e.tokens.length);
   for (const e of entries) {
@@ -31,10 +35,14 @@ export function packBatch(entries: BatchEntry[]): ForwardBatch {
       tokens[t] = e.tokens[i];
       positions[t] = pos;
       slotMapping[t] = e.cache.slot(pos);
+      if (windowSlots) windowSlots[t] = e.cache.window!.slot(pos);
       if (e.logits === 'all' || (e.logits === 'last' && i === n - 1)) logitRows.push(t);
     }
     e.cache.length += n;
     seqs.push({ queryStart: start, queryLen: n, ctxLen: e.cache.length, blockTable: e.cache.blockTable() });
+    if (windowed) windowSeqs.push({ queryStart: start, queryLen: n, ctxLen: e.cache.length, blockTable: Int32Array.from(e.cache.window!.blocks) });
   }
-  return { tokens, positions, slotMapping, seqs, caches: entries.map((e) => e.cache), logitRows: Int32Array.from(logitRows) };
+  const batch: ForwardBatch = { tokens, positions, slotMapping, seqs, caches: entries.map((e) => e.cache), logitRows: Int32Array.from(logitRows) };
+  if (windowSlots) batch.window = { positions, slotMapping: windowSlots, seqs: windowSeqs };
+  return batch;
 }

@@ -61,6 +61,8 @@ export interface RequestOutput {
 export interface EngineOptions {
   /** KV blocks in the pool */
   numBlocks: number;
+  /** models with sliding-window layers: blocks in those layers' pool (default numBlocks) */
+  numWindowBlocks?: number;
   blockSize: number;
   /** most sequences running at once */
   maxNumSeqs: number;
@@ -78,6 +80,9 @@ export interface EngineStats {
   waiting: number;
   kvBlocksTotal: number;
   kvBlocksUsed: number;
+  /** sliding-window layers' pool (0 when the model has none) */
+  windowBlocksTotal: number;
+  windowBlocksUsed: number;
   prefixCacheBlocks: number;
   prefixCacheQueriedTokens: number;
   prefixCacheHitTokens: number;
@@ -114,6 +119,8 @@ class Sequence {
 export class Engine {
   readonly cache: ModelCache;
   private readonly prefix: PrefixCache | null;
+  /** sliding-window layers: their blocks by the same chain hashes (a hit needs the window's blocks) */
+  private readonly windowPrefix: PrefixCache | null;
   /** hybrid models: recurrent states at block boundaries, for prefix hits */
   private readonly snapshots: StateSnapshots | null;
   private readonly waiting: Sequence[] = [];
@@ -125,7 +132,10 @@ export class Engine {
   private readonly eos: Set<number>;
 
   constructor(readonly model: CausalLM, readonly opts: EngineOptions) {
-    this.cache = model.createCache({ numBlocks: opts.numBlocks, blockSize: opts.blockSize, maxSeqs: opts.maxNumSeqs });
+    this.cache = model.createCache({
+      numBlocks: opts.numBlocks, blockSize: opts.blockSize, maxSeqs: opts.maxNumSeqs,
+      numWindowBlocks: opts.numWindowBlocks ?? opts.numBlocks,
+    });
     const probe = this.cache.newSequence();
     const pool = probe.pool;
     probe.free();
@@ -135,6 +145,8 @@ export class Engine {
     const snapshots = hybrid && this.cache.snapshotState !== undefined && this.cache.restoreState !== undefined;
     this.prefix = opts.prefixCaching && (!hybrid || snapshots) ? new PrefixCache(pool, opts.blockSize) : null;
     this.snapshots = this.prefix && hybrid ? new StateSnapshots(opts.stateSnapshotBytes ?? 512 * 2 ** 20) : null;
+    const wp = this.cache.windowPool;
+    this.windowPrefix = this.prefix && wp ? new PrefixCache(wp, opts.blockSize) : null;
     this.eos = new Set(model.eosTokenIds);
   }
 
@@ -178,6 +190,10 @@ export class Engine {
       waiting: this.waiting.length,
       kvBlocksTotal: this.opts.numBlocks,
       kvBlocksUsed: this.opts.numBlocks - free - (this.prefix?.evictable() ?? 0),
+      windowBlocksTotal: this.cache.windowPool?.numBlocks ?? 0,
+      windowBlocksUsed: this.cache.windowPool
+        ? this.cache.windowPool.numBlocks - this.cache.windowPool.numFree - (this.windowPrefix?.evictable() ?? 0)
+        : 0,
       prefixCacheBlocks: this.prefix?.size ?? 0,
       prefixCacheQueriedTokens: this.prefix?.queriedTokens ?? 0,
       prefixCacheHitTokens: this.prefix?.hitTokens ?? 0,
@@ -274,7 +290,12 @@ export class Engine {
     const full = Math.floor(seq.computed / this.opts.blockSize);
     if (full <= seq.registered) return;
     seq.hashes = PrefixCache.extendHashes(seq.hashes, seq.tokens.slice(0, full * this.opts.blockSize), this.opts.blockSize);
-    for (let b = seq.registered; b < full; b++) this.prefix.insert(seq.hashes[b], seq.cache.blocks[b]);
+    for (let b = seq.registered; b < full; b++) {
+      this.prefix.insert(seq.hashes[b], seq.cache.blocks[b]);
+      // sliding-window layers: the block is still held (it falls behind the window only at the next reserve)
+      const wb = seq.cache.window?.blocks[b] ?? -1;
+      if (this.windowPrefix && wb >= 0) this.windowPrefix.insert(seq.hashes[b], wb);
+    }
     seq.registered = full;
     // hybrid: the state as it is now, at this block boundary (prefill chunks are cut to end on one)
     if (this.snapshots && seq.computed === full * this.opts.blockSize && full > 0 && seq.computed <= seq.promptLen) {
@@ -297,17 +318,16 @@ export class Engine {
     return aligned > seq.computed ? aligned - seq.computed : n;
   }
 
-  /** Blocks a sequence needs to hold `tokens` tokens. */
-  private blocksFor(tokens: number): number {
-    return Math.ceil(tokens / this.opts.blockSize);
-  }
-
-  /** Make `need` blocks free, evicting idle cached blocks; false when that is not enough. */
-  private ensureFree(need: number): boolean {
+  /**
+   * Make `need` blocks free (and `windowNeed` in the sliding-window pool), evicting idle cached
+   * blocks; false when that is not enough.
+   */
+  private ensureFree(need: number, windowNeed = 0): boolean {
     const free = this.cache.freeBlocks();
-    if (free >= need) return true;
-    this.prefix?.evict(need - free);
-    return this.cache.freeBlocks() >= need;
+    if (free < need) this.prefix?.evict(need - free);
+    const wp = this.cache.windowPool;
+    if (wp && wp.numFree < windowNeed) this.windowPrefix?.evict(windowNeed - wp.numFree);
+    return this.cache.freeBlocks() >= need && (!wp || wp.numFree >= windowNeed);
   }
 
   private preempt(seq: Sequence): void {
@@ -329,14 +349,16 @@ export class Engine {
       const seq = this.running[i];
       const n = this.chunk(seq, Math.min(seq.tokens.length - seq.computed, budget));
       if (n <= 0) continue;
-      const need = this.blocksFor(seq.computed + n) - seq.cache!.blocks.length;
-      let ok = this.ensureFree(need);
+      seq.cache!.dropBehindWindow(); // first, so the prefix cache can evict what only it still holds
+      const need = seq.cache!.needFor(n);
+      const windowNeed = seq.cache!.windowNeedFor(n);
+      let ok = this.ensureFree(need, windowNeed);
       while (!ok) {
         // preempt the newest running sequence that is not already in this step
         const victim = [...this.running].reverse().find((s) => s !== seq && !plan.some((p) => p.seq === s));
         if (!victim) break;
         this.preempt(victim);
-        ok = this.ensureFree(need);
+        ok = this.ensureFree(need, windowNeed);
       }
       if (!ok) {
         this.preempt(seq);
@@ -352,10 +374,12 @@ export class Engine {
       const seq = this.waiting[0];
       if (!seq.cache) this.attach(seq);
       const n = this.chunk(seq, Math.min(seq.tokens.length - seq.computed, budget));
-      const need = this.blocksFor(seq.computed + n) - seq.cache!.blocks.length;
+      seq.cache!.dropBehindWindow(); // first, so the prefix cache can evict what only it still holds
+      const need = seq.cache!.needFor(n);
+      const windowNeed = seq.cache!.windowNeedFor(n);
       // keep a block of headroom per running sequence so admissions don't thrash decodes
-      if (!this.ensureFree(need + (this.running.length > 0 ? 1 : 0))) {
-        if (this.running.length === 0 && this.ensureFree(need)) {
+      if (!this.ensureFree(need + (this.running.length > 0 ? 1 : 0), windowNeed)) {
+        if (this.running.length === 0 && this.ensureFree(need, windowNeed)) {
           // nothing else runs: take what there is
         } else {
           if (this.running.length === 0) {
@@ -384,19 +408,28 @@ export class Engine {
     if (!this.prefix) return;
     const bs = this.opts.blockSize;
     // at least one token must be computed to get logits: never reuse the block holding the last token
-    const usable = Math.floor((seq.tokens.length - 1) / bs);
-    seq.hashes = PrefixCache.extendHashes([], seq.tokens.slice(0, usable * bs), bs);
+    const reusable = Math.floor((seq.tokens.length - 1) / bs);
+    seq.hashes = PrefixCache.extendHashes([], seq.tokens.slice(0, reusable * bs), bs);
     let blocks = this.prefix.lookup(seq.hashes);
     this.prefix.queriedTokens += seq.promptLen;
-    // hybrid: only as far as a recurrent-state snapshot reaches
+    // every layer must find its state at the end of the hit: sliding-window layers the blocks of
+    // the window before it, hybrid models a recurrent-state snapshot
     const snaps = this.snapshots;
-    if (snaps) {
-      let n = blocks.length;
-      while (n > 0 && !snaps.has(seq.hashes[n - 1])) n--;
-      blocks = blocks.slice(0, n);
-    }
+    const wp = this.windowPrefix;
+    const win = seq.cache.window;
+    const windowFirst = (n: number) => (win ? win.firstNeeded(n * bs) : n);
+    const usable = (n: number) => {
+      if (snaps && !snaps.has(seq.hashes[n - 1])) return false;
+      if (win && wp) for (let b = windowFirst(n); b < n; b++) if (!wp.has(seq.hashes[b])) return false;
+      return true;
+    };
+    let n = blocks.length;
+    while (n > 0 && !usable(n)) n--;
+    blocks = blocks.slice(0, n);
     if (blocks.length > 0) {
-      seq.cache.adoptPrefix(blocks);
+      const first = windowFirst(n);
+      const held = win && wp ? wp.lookup(seq.hashes.slice(first, n)) : [];
+      seq.cache.adoptPrefix(blocks, first, held);
       if (snaps) this.cache.restoreState!(seq.cache, snaps.get(seq.hashes[blocks.length - 1])!);
       seq.computed = blocks.length * bs;
       seq.registered = blocks.length;

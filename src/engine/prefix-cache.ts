@@ -5,10 +5,11 @@
  * one reference on each block it knows; blocks only the cache still holds are evicted, least
  * recently used first, when the pool runs short.
  *
- * gpt-oss's sliding-window layers keep every block of a sequence (nothing is freed behind the
- * window), so a cached block is valid for every layer. Hybrid models (Mamba) also need their
- * recurrent state as it was at the block's end: StateSnapshots keeps copies taken at block
- * boundaries, and a hit stops at the last matched block that has one.
+ * gpt-oss's sliding-window layers keep their blocks in a separate pool and free those behind
+ * the window, so the engine keeps a second PrefixCache over that pool under the same hashes; a
+ * hit of n blocks also needs the window's blocks before block n there. Hybrid models (Mamba)
+ * need their recurrent state as it was at the block's end: StateSnapshots keeps copies taken at
+ * block boundaries, and a hit stops at the last matched block that has one.
  */
 import { createHash } from 'node:crypto';
 import type { BlockAllocator } from '../cache/block-allocator.js';
@@ -54,6 +55,10 @@ export class PrefixCache {
       blocks.push(e.block);
     }
     return blocks;
+  }
+
+  has(hash: string): boolean {
+    return this.entries.has(hash);
   }
 
   /** Record that `block` holds the tokens named by `hash` (no-op if the hash is known). */

@@ -16,7 +16,7 @@ import { Checkpoint } from '../weights/checkpoint.js';
 import { ConfigReader } from '../weights/config.js';
 import { decodeToF32 } from '../weights/dtypes.js';
 import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes, requantizeInt8 } from '../weights/qmatrix.js';
-import type { CausalLM, ForwardBatch, LoadOptions, ModelCache } from './model.js';
+import type { CacheShape, CausalLM, ForwardBatch, LoadOptions, ModelCache } from './model.js';
 import { decodeRow } from '../backend/reference.js';
 
 export interface GptOssConfig {
@@ -114,15 +114,24 @@ interface Layer {
 
 const DENSE = ['BF16', 'F32', 'F16'] as const;
 
+/**
+ * Full-attention layers keep every block of a sequence; sliding-window layers draw from their own,
+ * smaller pool and give blocks back once they fall behind the window (WindowBlocks).
+ */
 class GptOssCache implements ModelCache {
   readonly allocator: BlockAllocator;
+  readonly windowPool?: BlockAllocator;
   readonly layers: KvLayerCache[];
-  constructor(backend: Backend, cfg: GptOssConfig, readonly numBlocks: number, readonly blockSize: number) {
+  constructor(backend: Backend, private readonly cfg: GptOssConfig, readonly numBlocks: number, readonly blockSize: number,
+    numWindowBlocks: number) {
     this.allocator = new BlockAllocator(numBlocks);
-    this.layers = cfg.sliding.map(() => backend.allocKv(numBlocks, blockSize, cfg.nKv, cfg.headDim));
+    const windowed = cfg.sliding.some((s) => s);
+    if (windowed) this.windowPool = new BlockAllocator(numWindowBlocks);
+    this.layers = cfg.sliding.map((s) => backend.allocKv(s ? numWindowBlocks : numBlocks, blockSize, cfg.nKv, cfg.headDim));
   }
   newSequence(): SequenceCache {
-    return new SequenceCache(this.allocator, this.blockSize);
+    const window = this.windowPool ? { pool: this.windowPool, size: this.cfg.slidingWindow } : undefined;
+    return new SequenceCache(this.allocator, this.blockSize, undefined, window);
   }
   freeBlocks(): number {
     return this.allocator.numFree;
@@ -198,8 +207,8 @@ export class GptOssModel implements CausalLM {
     );
   }
 
-  createCache(opts: { numBlocks: number; blockSize: number }): ModelCache {
-    return new GptOssCache(this.backend, this.config, opts.numBlocks, opts.blockSize);
+  createCache(opts: CacheShape): ModelCache {
+    return new GptOssCache(this.backend, this.config, opts.numBlocks, opts.blockSize, opts.numWindowBlocks ?? opts.numBlocks);
   }
 
   weightBytes(): number {
@@ -211,10 +220,17 @@ export class GptOssModel implements CausalLM {
     return n;
   }
 
-  /** Bytes of KV cache per token: every layer keeps f32 k and v. */
+  /** Bytes of full-attention KV cache per token: those layers keep f32 k and v of every token. */
   kvBytesPerToken(): number {
     const c = this.config;
-    return c.nLayers * 2 * c.nKv * c.headDim * 4;
+    return c.sliding.filter((s) => !s).length * 2 * c.nKv * c.headDim * 4;
+  }
+
+  /** The sliding-window layers' pool: bytes per token there, and the window that bounds its use. */
+  slidingWindowKv(): { window: number; bytesPerToken: number } | null {
+    const c = this.config;
+    const n = c.sliding.filter((s) => s).length;
+    return n === 0 ? null : { window: c.slidingWindow, bytesPerToken: n * 2 * c.nKv * c.headDim * 4 };
   }
 
   /** Weight bytes one decoded token reads: attention, router, top-k experts, the unembedding. */
@@ -245,7 +261,7 @@ export class GptOssModel implements CausalLM {
       const v = be.linear(h, T, L.wv, L.bv);
       be.rope(q, T, cfg.nHeads, d, batch.positions, this.rope);
       be.rope(k, T, cfg.nKv, d, batch.positions, this.rope);
-      const a = be.attention(q, k, v, T, c.layers[l], batch, {
+      const a = be.attention(q, k, v, T, c.layers[l], cfg.sliding[l] ? batch.window! : batch, {
         nHeads: cfg.nHeads, nKv: cfg.nKv, headDim: d, scale: 1 / Math.sqrt(d),
         window: cfg.sliding[l] ? cfg.slidingWindow : 0, sinks: L.sinks,
       });

@@ -3,6 +3,7 @@
  * batch; it never sees scheduling, only the per-step batch layout (ForwardBatch).
  */
 import type { AttentionMeta, Backend } from '../backend/backend.js';
+import type { BlockAllocator } from '../cache/block-allocator.js';
 import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
 
@@ -13,6 +14,8 @@ export interface ForwardBatch extends AttentionMeta {
   caches: SequenceCache[];
   /** which rows of the packed batch need logits (e.g. the last token of each sequence) */
   logitRows: Int32Array;
+  /** models with sliding-window layers: those layers' slots and block tables (WindowBlocks) */
+  window?: AttentionMeta;
   /** recurrent models, optional: per sequence, slots that receive the state after each token (StateMeta.keep) */
   stateKeep?: (Int32Array | null)[];
 }
@@ -23,8 +26,10 @@ export interface ModelCache {
   readonly numBlocks: number;
   /** a new, empty sequence */
   newSequence(): SequenceCache;
-  /** tokens that still fit (in blocks) */
+  /** free blocks in the (full-attention) KV pool */
   freeBlocks(): number;
+  /** models with sliding-window layers: their separate block pool (sized by createCache's numWindowBlocks) */
+  readonly windowPool?: BlockAllocator;
   /**
    * Hybrid (recurrent) models only. A sequence's recurrent state is not positional: rolling
    * back or sharing a prefix needs a copy of the state as it was after that prefix.
@@ -45,14 +50,26 @@ export interface CausalLM {
   readonly maxContext: number;
   readonly eosTokenIds: number[];
   readonly backend: Backend;
-  /** allocate caches for `numBlocks` blocks of `blockSize` tokens (and `maxSeqs` recurrent slots) */
-  createCache(opts: { numBlocks: number; blockSize: number; maxSeqs?: number }): ModelCache;
+  /**
+   * allocate caches for `numBlocks` blocks of `blockSize` tokens (and `maxSeqs` recurrent slots);
+   * models with sliding-window layers give those layers `numWindowBlocks` (default numBlocks)
+   */
+  createCache(opts: CacheShape): ModelCache;
   /** run the packed batch; returns logits [logitRows.length, vocabSize] */
   forward(batch: ForwardBatch, cache: ModelCache): Float32Array;
   /** bytes of weights held */
   weightBytes(): number;
-  /** bytes of cache one token takes (sizes the KV pool from --kv-cache-size) */
+  /** bytes of cache one token takes in the full-attention pool (sizes the KV pool from --kv-cache-size) */
   kvBytesPerToken?(): number;
+  /** models with sliding-window layers: their window and the bytes one token takes in their pool */
+  slidingWindowKv?(): { window: number; bytesPerToken: number } | null;
+}
+
+export interface CacheShape {
+  numBlocks: number;
+  blockSize: number;
+  maxSeqs?: number;
+  numWindowBlocks?: number;
 }
 
 /** Choices made when a checkpoint is loaded. */

@@ -24,6 +24,8 @@ export class ServerMetrics {
     new client.Gauge({ name: 'tessera_num_requests_waiting', help: 'Sequences waiting', registers: [r], collect() { this.set(last?.waiting ?? 0); } });
     new client.Gauge({ name: 'tessera_kv_blocks_used', help: 'KV cache blocks in use by sequences', registers: [r], collect() { this.set(last?.kvBlocksUsed ?? 0); } });
     new client.Gauge({ name: 'tessera_kv_blocks_total', help: 'KV cache blocks in the pool', registers: [r], collect() { this.set(last?.kvBlocksTotal ?? 0); } });
+    new client.Gauge({ name: 'tessera_kv_window_blocks_used', help: 'sliding-window layers: KV blocks in use by sequences', registers: [r], collect() { this.set(last?.windowBlocksUsed ?? 0); } });
+    new client.Gauge({ name: 'tessera_kv_window_blocks_total', help: 'sliding-window layers: KV blocks in their pool', registers: [r], collect() { this.set(last?.windowBlocksTotal ?? 0); } });
     new client.Gauge({ name: 'tessera_prefix_cache_hit_rate', help: 'Prompt tokens served from the prefix cache / prompt tokens looked up', registers: [r], collect() {
       const q = last?.prefixCacheQueriedTokens ?? 0;
       this.set(q > 0 ? (last!.prefixCacheHitTokens / q) : 0);
