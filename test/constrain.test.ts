@@ -155,12 +155,36 @@ test('the prefix-sharing mask equals checking every token on its own', () => {
   }
 });
 
+test('a forced tool call inside a template\'s markup: free until the gate, then head, name, arguments and a trailer a token may straddle', () => {
+  const id = (p: string) => pieces.indexOf(p);
+  const SPECIAL = pieces.length;
+  const strict = compileSchema({ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'], additionalProperties: false });
+  const shape = { gate: [id('\t'), id('\t')], head: [id('<')], tail: [id('=')], trailer: [id(','), SPECIAL] };
+  const c = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }], shape);
+  for (const p of ['hello', '\t', 'x']) { assert.ok(c.allowed(id(p)), `free before the gate: ${p}`); c.accept(id(p)); }
+  assert.ok(!c.isComplete());
+  c.accept(id('\t'));
+  c.accept(id('\t'));
+  assert.ok(c.allowed(id('<')) && !c.allowed(id('hello')) && !c.allowed(id('o')), 'the head comes first');
+  for (const p of ['<', 'ok', '=', '{"', 'a', '":', '12']) { assert.ok(c.allowed(id(p)), p); c.accept(id(p)); }
+  assert.ok(c.allowed(id('},')), 'a token that closes the arguments and opens the trailer');
+  const alone = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }], { ...shape, gate: [] });
+  for (const p of ['<', 'ok', '=', '{"', 'a', '":', '12', '}']) alone.accept(id(p));
+  assert.ok(!alone.isComplete(), 'the trailer is still due');
+  assert.ok(alone.allowed(id(',')) && !alone.allowed(SPECIAL) && !alone.allowed(id('}')) && !alone.allowed(id('x')));
+  c.accept(id('},'));
+  assert.ok(c.allowed(SPECIAL) && !c.allowed(id(',')));
+  c.accept(SPECIAL);
+  assert.ok(c.isComplete());
+  assert.ok(!c.allowed(id('x')) && !c.allowed(SPECIAL), 'nothing after the call');
+});
+
 test('a forced tool call with a choice of tools: one of the names, the header tail, then that tool\'s arguments', () => {
   const id = (p: string) => pieces.indexOf(p);
   const SPECIAL = pieces.length; // no bytes: a special token
   const tail = [id(' '), SPECIAL, id('j'), id('s'), id('o'), id('n'), SPECIAL];
   const strict = compileSchema({ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'], additionalProperties: false });
-  const c = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }, { name: 'name', root: ANY_OBJECT }], tail);
+  const c = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }, { name: 'name', root: ANY_OBJECT }], { tail });
   for (const p of ['o', 'ok', 'n', 'name']) assert.ok(c.allowed(id(p)), p);
   assert.ok(!c.allowed(id('a')) && !c.allowed(SPECIAL) && !c.allowed(id('{"')));
   c.accept(id('o'));
@@ -177,7 +201,7 @@ test('a forced tool call with a choice of tools: one of the names, the header ta
   c.accept(id('}'));
   assert.ok(c.isComplete());
   // the other tool takes any object
-  const d = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }, { name: 'name', root: ANY_OBJECT }], tail);
+  const d = new ToolCallConstraint(vocab, [{ name: 'ok', root: strict }, { name: 'name', root: ANY_OBJECT }], { tail });
   for (const p of [id('name'), ...tail, id('{"'), id('b'), id('": "'), id('hello'), id('"}')]) { assert.ok(d.allowed(p)); d.accept(p); }
   assert.ok(d.isComplete());
 });

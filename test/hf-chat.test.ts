@@ -14,6 +14,7 @@ import { createChatFormat } from '../src/chat/index.js';
 import { TaggedOutputParser } from '../src/chat/tagged-output-parser.js';
 import type { OutputEvent } from '../src/chat/chat-format.js';
 import { Tessera } from '../src/api/tessera.js';
+import { constraintFactory } from '../src/constrain/index.js';
 import { buildServer } from '../src/server/app.js';
 import { CheckpointError, InputError } from '../src/util/errors.js';
 import { FIXTURES, tmpDir } from './helpers.js';
@@ -84,6 +85,39 @@ describe('jinja chat template', () => {
     assert.ok(p.text.endsWith('<|im_start|>assistant\n<think></think>'));
     assert.ok(!p.startsInReasoning);
     assert.deepEqual(fmt.constrainedContentGate(p), []);
+  });
+
+  test('tool_choice "required" / a named function: after the reasoning, one <tool_call> in JSON form under the tool\'s schema', () => {
+    const tools = [
+      { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } },
+      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { tz: { enum: ['UTC', 'CET'] } }, required: ['tz'], additionalProperties: false } } },
+    ];
+    const p = fmt.renderChatCompletion({ tools, tool_choice: 'required', messages: [{ role: 'user', content: 'x' }] });
+    assert.ok(p.startsInReasoning && p.constraint?.type === 'tool_call');
+    const c = constraintFactory(tok)(p.constraint!);
+    const T = (s: string) => tok.encode(s, { allowedSpecial: 'all' });
+    for (const id of T('plan it')) { assert.ok(c.allowed(id), 'reasoning runs free'); c.accept(id); }
+    c.accept(ID.thinkEnd);
+    assert.ok(!c.allowed(T('hello')[0]) && !c.allowed(ID.imEnd) && !c.isComplete(), 'a call must follow the reasoning');
+    const call = '\n\n<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call>';
+    for (const id of T(call)) { assert.ok(c.allowed(id), tok.decode([id])); c.accept(id); }
+    assert.ok(c.isComplete());
+    const parser = fmt.createParser(p);
+    for (const id of [...T('plan it'), ID.thinkEnd, ...T(call)]) parser.push(id);
+    parser.finish();
+    const out = parser.result();
+    assert.deepEqual([out.reasoning.trim(), out.content, out.toolCalls.map((x) => [x.name, JSON.parse(x.arguments)])], ['plan it', '', [['get_time', { tz: 'CET' }]]]);
+    // the schema binds: an unknown enum value cannot be spelled
+    const d = constraintFactory(tok)(p.constraint!);
+    for (const id of [ID.thinkEnd, ...T('\n\n<tool_call>\n{"name": "get_time", "arguments": {"tz": "')]) d.accept(id);
+    assert.ok(!d.allowed(T('P')[0]) && d.allowed(T('C')[0]));
+    // a named function: only its name; thinking off: no gate
+    const n = fmt.renderChatCompletion({ tools, tool_choice: { type: 'function', function: { name: 'get_weather' } }, messages: [{ role: 'user', content: 'x' }], chat_template_kwargs: { enable_thinking: false } });
+    assert.ok(n.constraint?.type === 'tool_call' && n.constraint.tools.length === 1 && n.constraint.gate === undefined);
+    const e = constraintFactory(tok)(n.constraint!);
+    for (const id of T('<tool_call>\n{"name": "get_')) e.accept(id);
+    assert.ok(e.allowed(T('w')[0]) && !e.allowed(T('t')[0]));
+    assert.equal(fmt.renderChatCompletion({ tools, messages: [{ role: 'user', content: 'x' }] }).constraint, undefined, 'auto: free');
   });
 
   test('special-token text in user content stays text', () => {
@@ -219,7 +253,7 @@ describe('server on a Nemotron-H checkpoint with its tokenizer.json and chat tem
     for (const f of fs.readdirSync(src)) if (f === 'config.json' || f.endsWith('.safetensors') || f.endsWith('.index.json')) fs.symlinkSync(path.join(src, f), path.join(dir, f));
     const hf = writeHfModel();
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(hf, f), path.join(dir, f));
-    t = await Tessera.load(dir, { maxModelLen: 512, maxNumSeqs: 4 });
+    t = await Tessera.load(dir, { maxModelLen: 1024, maxNumSeqs: 4 });
     const app = buildServer({ engine: t.engine, tokenizer: t.tokenizer, format: t.format, modelName: 'nemo' });
     await app.listen({ host: '127.0.0.1', port: 0 });
     client = new OpenAI({ baseURL: `http://127.0.0.1:${(app.server.address() as { port: number }).port}/v1`, apiKey: 'x', maxRetries: 0 });
@@ -236,6 +270,7 @@ describe('server on a Nemotron-H checkpoint with its tokenizer.json and chat tem
     assert.equal(finish, usage.completion_tokens === 10 ? 'length' : 'stop');
     assert.equal(usage.prompt_tokens, t.format.renderChatCompletion(req).ids.length);
     const msg = whole.choices[0].message as { content: string | null; reasoning_content?: string };
+    assert.ok(!`${msg.content}${msg.reasoning_content}`.includes('<|im_end|>'), 'the stop token is not text');
     let content = '';
     let reasoning = '';
     for await (const c of await client.chat.completions.create({ ...req, stream: true })) {
@@ -245,6 +280,23 @@ describe('server on a Nemotron-H checkpoint with its tokenizer.json and chat tem
     }
     assert.equal(content, msg.content ?? '');
     assert.equal(reasoning, msg.reasoning_content ?? '');
+  });
+
+  test('tool_choice "required" over HTTP: the answer is a tool call whose arguments validate', async () => {
+    const tools = [
+      { type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } },
+      { type: 'function' as const, function: { name: 'set_unit', parameters: { type: 'object', properties: { unit: { enum: ['c', 'f'] } }, required: ['unit'], additionalProperties: false } } },
+    ];
+    const r = await client.chat.completions.create({
+      model: 'nemo', tools, tool_choice: { type: 'function', function: { name: 'set_unit' } }, temperature: 0, max_tokens: 200,
+      messages: [{ role: 'user', content: 'hello world' }], chat_template_kwargs: { enable_thinking: false },
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const calls = r.choices[0].message.tool_calls as { function: { name: string; arguments: string } }[];
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    assert.ok(!r.choices[0].message.content, 'the stop token is not content');
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].function.name, 'set_unit');
+    assert.ok(['c', 'f'].includes(JSON.parse(calls[0].function.arguments).unit), calls[0].function.arguments);
   });
 
   test('responses and a template error (HTTP 400 naming messages)', async () => {

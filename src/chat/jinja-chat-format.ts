@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import type { ChatFormat, OutputParser, RenderedPrompt } from './chat-format.js';
+import type { ConstraintSpec } from '../engine/client.js';
+import { enforceable } from '../constrain/json-schema-grammar.js';
 import { chatCompletionToTemplate, responsesToTemplate, type TemplateRequest } from './openai-messages.js';
 import { TaggedOutputParser } from './tagged-output-parser.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -122,7 +124,7 @@ export class JinjaChatFormat implements ChatFormat {
       parameterTypes.set(t.function.name, new Map(Object.entries(props).map(([k, v]) => [k, v?.type])));
     }
     return new TaggedOutputParser(this.tokenizer, {
-      startsInReasoning: p?.startsInReasoning ?? false, parameterTypes, newCallId: this.opts.newCallId,
+      startsInReasoning: p?.startsInReasoning ?? false, parameterTypes, newCallId: this.opts.newCallId, endIds: this.stopTokenIds,
     });
   }
 
@@ -166,6 +168,32 @@ export class JinjaChatFormat implements ChatFormat {
     }
     const open = plain.lastIndexOf('<think>');
     const startsInReasoning = open >= 0 && open > plain.lastIndexOf('</think>') && /^\s*$/.test(plain.slice(open + 7));
-    return { ids, text: plain, startsInReasoning, request: req };
+    const prompt: JinjaPrompt = { ids, text: plain, startsInReasoning, request: req };
+    const forced = this.forcedCall(req, startsInReasoning);
+    if (forced) prompt.constraint = forced;
+    return prompt;
+  }
+
+  /**
+   * tool_choice "required" or a named function: after the reasoning (if the prompt opened it) the
+   * completion must be one call in the `<tool_call>` JSON form the parser reads, to one of the
+   * offered tools, with arguments under its schema (vLLM likewise forces JSON calls whatever the
+   * model's native call syntax).
+   */
+  private forcedCall(req: TemplateRequest, startsInReasoning: boolean): ConstraintSpec | null {
+    const choice = req.toolChoice;
+    const tools = choice.mode === 'function' ? req.tools.filter((t) => t.function.name === choice.name)
+      : choice.mode === 'required' ? req.tools : [];
+    if (tools.length === 0) return null;
+    const ids = (s: string) => this.tokenizer.encode(s, { allowedSpecial: 'all' });
+    const spec: ConstraintSpec = {
+      type: 'tool_call',
+      tools: tools.map((t) => ({ name: t.function.name, schema: enforceable(t.function.parameters) ? t.function.parameters : null })),
+      head: ids(`${startsInReasoning ? '\n\n' : ''}<tool_call>\n{"name": "`),
+      tail: ids('", "arguments": '),
+      trailer: ids('}\n</tool_call>'),
+    };
+    if (startsInReasoning) spec.gate = ids('</think>');
+    return spec;
   }
 }

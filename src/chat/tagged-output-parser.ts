@@ -17,6 +17,8 @@ export interface TaggedOutputOptions {
   /** parameter name → JSON schema type, per function (string parameters stay raw text) */
   parameterTypes?: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
   newCallId?: () => string;
+  /** ids that end the completion (e.g. `<|im_end|>`): the engine hands over the stop token, it is not text */
+  endIds?: readonly number[];
   thinkOpen?: string;
   thinkClose?: string;
   toolOpen?: string;
@@ -67,6 +69,7 @@ export class TaggedOutputParser implements OutputParser {
   }
 
   push(id: number): OutputEvent[] {
+    if (this.opts.endIds?.includes(id)) return [];
     this.pending += this.detok.push(id);
     return this.drain(false);
   }

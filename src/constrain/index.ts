@@ -11,7 +11,7 @@ export function constraintFactory(tokenizer: Tokenizer): ConstraintFactory {
     vocab ??= Vocabulary.fromTokenizer(tokenizer);
     if (spec.type === 'tool_call') {
       const tools = spec.tools.map((t) => ({ name: t.name, root: t.schema ? compileSchema(t.schema, `tools[${t.name}].parameters`) : ANY_OBJECT }));
-      return new ToolCallConstraint(vocab, tools, spec.tail);
+      return new ToolCallConstraint(vocab, tools, { head: spec.head, tail: spec.tail, trailer: spec.trailer, gate: spec.gate });
     }
     const root = spec.type === 'json_object' ? ANY_OBJECT : compileSchema(spec.schema, 'response_format.json_schema.schema');
     return new JsonConstraint(vocab, root, spec.gate ?? []);

@@ -439,3 +439,13 @@ function decodeLatin1(buf: string): string {
 export function inFreeString(s: State): boolean {
   return s.stack !== null && s.stack.f.t === 'str' && s.stack.f.esc === 0 && !isBounded(s.stack.f);
 }
+
+/** Whether constrained decoding can enforce a schema (some keywords it rejects). */
+export function enforceable(schema: Record<string, unknown>): boolean {
+  try {
+    compileSchema(schema);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -14,11 +14,14 @@ export type ConstraintSpec = (
   | { type: 'json_object' }
   | { type: 'json_schema'; schema: Record<string, unknown> }
   /**
-   * a tool call the model must make, choosing the tool: one of the names, then `tail` (token ids
-   * of the rest of the call's header, special tokens included), then the arguments as JSON under
-   * the chosen tool's schema (null: any JSON object)
+   * a tool call the model must make, choosing the tool: `head` (token ids, special tokens
+   * included), one of the names, `tail` (the rest of the call's header), the arguments as JSON
+   * under the chosen tool's schema (null: any JSON object), then `trailer`
    */
-  | { type: 'tool_call'; tools: { name: string; schema: Record<string, unknown> | null }[]; tail: number[] }
+  | {
+    type: 'tool_call'; tools: { name: string; schema: Record<string, unknown> | null }[];
+    head?: number[]; tail: number[]; trailer?: number[];
+  }
 ) & {
   /** the constraint starts once these tokens have been generated (see ChatFormat.constrainedContentGate) */
   gate?: number[];

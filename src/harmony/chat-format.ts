@@ -4,7 +4,7 @@
  * tolerant HarmonyOutputParser; sampling stops on `<|return|>` and `<|call|>`.
  */
 import type { ChatFormat, OutputParser, RenderedPrompt } from '../chat/chat-format.js';
-import { compileSchema } from '../constrain/json-schema-grammar.js';
+import { enforceable } from '../constrain/json-schema-grammar.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { mapChatCompletion, type MappedRequest } from './api-chat.js';
 import { isoDate, type Obj } from './api-common.js';
@@ -30,16 +30,6 @@ export interface HarmonyPrompt extends RenderedPrompt {
   request: MappedRequest;
   /** the header (or its start) of a forced tool call appended after `<|start|>assistant` (tool_choice) */
   forcedHeader?: number[];
-}
-
-/** whether constrained decoding can enforce a schema (some keywords it rejects) */
-function enforceable(schema: Record<string, unknown>): boolean {
-  try {
-    compileSchema(schema);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class HarmonyChatFormat implements ChatFormat {
