@@ -34,6 +34,24 @@ function matrices(rows: number, cols: number): QMatrix[] {
       scales: Uint8Array.from({ length: rows * cols / 32 }, () => 118 + Math.floor((rnd() + 1) * 5)),
     });
   }
+  // FP8: every finite e4m3 code (subnormals too; the NaN codes are checked apart), per-tensor,
+  // per-row and 16 × 16 block scales
+  const e4m3 = () => Uint8Array.from({ length: rows * cols }, () => {
+    const b = Math.floor((rnd() + 1) * 128) & 255;
+    return (b & 0x7f) === 0x7f ? b - 1 : b;
+  });
+  for (const [br, bc] of [[rows, cols], [1, cols], [16, 16]]) {
+    const n = Math.ceil(rows / br) * Math.ceil(cols / bc);
+    out.push({ format: 'fp8', rows, cols, data: e4m3(), scales: randF32(n, 0.05), blockRows: br, blockCols: bc });
+  }
+  if (cols % 16 === 0) {
+    out.push({
+      format: 'nvfp4', rows, cols,
+      packed: Uint8Array.from({ length: rows * cols / 2 }, () => Math.floor((rnd() + 1) * 128) & 255),
+      scales: Uint8Array.from({ length: rows * cols / 16 }, () => 0x20 + (Math.floor((rnd() + 1) * 16) & 31)),
+      rowScale2: Float32Array.from({ length: rows }, () => 0.01 + Math.abs(rnd()) * 0.1),
+    });
+  }
   return out;
 }
 
@@ -58,7 +76,7 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
       t.diagnostic(`${isa} not supported here`);
       return;
     }
-    for (const [rows, cols] of [[37, 45], [33, 96], [5, 160], [70, 64]]) {
+    for (const [rows, cols] of [[37, 45], [33, 96], [5, 160], [70, 64], [9, 48]]) {
       for (const w of matrices(rows, cols)) {
         for (const T of [1, 3, 4, 9]) {
           const x = randF32(T * cols);
@@ -118,11 +136,19 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
       close(a2, b2, `attention step 2 d=${d} G=${nH / nKv} window=${window}`);
     }
 
-    // MoE over an MXFP4 bank and a bf16 relu² bank
-    for (const [fmt, act] of [['mxfp4', { kind: 'swiglu_oai', alpha: 1.702, limit: 7 }], ['bf16', { kind: 'relu2' }]] as const) {
+    // an e4m3 NaN code poisons its output row only, as in the reference
+    const nanW: QMatrix = { format: 'fp8', rows: 2, cols: 32, data: new Uint8Array(64).fill(0x38), scales: Float32Array.of(1), blockRows: 2, blockCols: 32 };
+    nanW.data[40] = 0xff;
+    const nanY = be.linear(new Float32Array(32).fill(1), 1, nanW, null);
+    assert.ok(nanY[0] === 32 && Number.isNaN(nanY[1]), `fp8 NaN code: ${nanY[0]}, ${nanY[1]}`);
+
+    // MoE over an MXFP4 bank, bf16, FP8 and NVFP4 relu² banks (Nemotron's formats)
+    for (const [fmt, act] of [['mxfp4', { kind: 'swiglu_oai', alpha: 1.702, limit: 7 }], ['bf16', { kind: 'relu2' }],
+      ['fp8', { kind: 'relu2' }], ['nvfp4', { kind: 'relu2' }]] as const) {
       const E = 5, dIn = 64, I = 32, dOut = 64;
       const w1Rows = act.kind === 'swiglu_oai' ? 2 * I : I;
-      const pick = (m: QMatrix[]) => m.find((q) => q.format === fmt)!;
+      // (FP8: the 16 × 16 blocks, which never straddle two experts' rows)
+      const pick = (m: QMatrix[]) => m.find((q) => q.format === fmt && (q.format !== 'fp8' || q.blockRows === 16))!;
       const bank: ExpertBank = {
         numExperts: E, dIn, w1Rows, dOut,
         w1: pick(matrices(E * w1Rows, dIn)), b1: randF32(E * w1Rows),

@@ -120,6 +120,25 @@ Matrix matrix(napi_env env, napi_value o) {
     if (int64_t(n) < m.rows * m.cols / 2) throw Err{"matrix.blocks too short"};
     m.scales = typed<uint8_t>(env, prop(env, o, "scales"), napi_uint8_array, &n, "matrix.scales");
     if (int64_t(n) < m.rows * m.cols / 32) throw Err{"matrix.scales too short"};
+  } else if (f == "fp8") {
+    m.format = FMT_FP8;
+    m.data = typed<uint8_t>(env, prop(env, o, "data"), napi_uint8_array, &n, "matrix.data");
+    if (int64_t(n) < m.rows * m.cols) throw Err{"matrix.data too short"};
+    m.block_rows = int64_t(num(env, prop(env, o, "blockRows")));
+    m.block_cols = int64_t(num(env, prop(env, o, "blockCols")));
+    if (m.block_rows < 1 || m.block_cols < 1) throw Err{"fp8 blockRows/blockCols must be positive"};
+    m.block_scale = typed<float>(env, prop(env, o, "scales"), napi_float32_array, &n, "matrix.scales");
+    if (int64_t(n) < (m.rows + m.block_rows - 1) / m.block_rows * ((m.cols + m.block_cols - 1) / m.block_cols))
+      throw Err{"matrix.scales too short"};
+  } else if (f == "nvfp4") {
+    m.format = FMT_NVFP4;
+    if (m.cols % 16) throw Err{"nvfp4 cols must be a multiple of 16"};
+    m.data = typed<uint8_t>(env, prop(env, o, "packed"), napi_uint8_array, &n, "matrix.packed");
+    if (int64_t(n) < m.rows * m.cols / 2) throw Err{"matrix.packed too short"};
+    m.scales = typed<uint8_t>(env, prop(env, o, "scales"), napi_uint8_array, &n, "matrix.scales");
+    if (int64_t(n) < m.rows * m.cols / 16) throw Err{"matrix.scales too short"};
+    m.row_scale = typed<float>(env, prop(env, o, "rowScale2"), napi_float32_array, &n, "matrix.rowScale2");
+    if (int64_t(n) < m.rows) throw Err{"matrix.rowScale2 too short"};
   } else {
     throw Err{"unsupported matrix format " + f};
   }
@@ -138,6 +157,16 @@ Matrix row_slice(const Matrix& m, int64_t r0) {
     case FMT_MXFP4:
       s.data = (const uint8_t*)m.data + r0 * (m.cols / 32) * 16;
       s.scales = m.scales + r0 * (m.cols / 32);
+      break;
+    case FMT_FP8:
+      if (r0 % m.block_rows) throw Err{"fp8: a row slice must start on a scale block"};
+      s.data = (const uint8_t*)m.data + r0 * m.cols;
+      s.block_scale = m.block_scale + r0 / m.block_rows * ((m.cols + m.block_cols - 1) / m.block_cols);
+      break;
+    case FMT_NVFP4:
+      s.data = (const uint8_t*)m.data + r0 * m.cols / 2;
+      s.scales = m.scales + r0 * m.cols / 16;
+      s.row_scale = m.row_scale + r0;
       break;
   }
   return s;

@@ -6,16 +6,30 @@
 
 namespace tessera {
 
-enum WeightFormat : int { FMT_F32 = 0, FMT_BF16 = 1, FMT_MXFP4 = 2, FMT_INT8 = 3 };
+enum WeightFormat : int { FMT_F32 = 0, FMT_BF16 = 1, FMT_MXFP4 = 2, FMT_INT8 = 3, FMT_FP8 = 4, FMT_NVFP4 = 5 };
 
 // A weight matrix [rows, cols] as stored (rows = outputs, cols = inputs).
 struct Matrix {
   int format;
   int64_t rows, cols;
-  const void* data;      // f32 / bf16 / int8 values; MXFP4 blocks (rows · cols/32 · 16 bytes)
-  const uint8_t* scales; // MXFP4: E8M0 per 32 inputs; INT8: unused
-  const float* row_scale; // INT8: one f32 scale per row
+  const void* data;      // f32 / bf16 / int8 / e4m3 values; MXFP4 blocks (rows · cols/32 · 16 bytes);
+                         // NVFP4 codes (rows · cols/2 bytes, element 2j in the low nibble)
+  const uint8_t* scales; // MXFP4: E8M0 per 32 inputs; NVFP4: e4m3 per 16 inputs
+  const float* row_scale; // INT8: one f32 scale per row; NVFP4: the global scale of each row
+  // FP8: value = e4m3 · block_scale[⌊r / block_rows⌋ · ⌈cols / block_cols⌉ + ⌊c / block_cols⌋]
+  const float* block_scale;
+  int64_t block_rows, block_cols;
 };
+
+// e4m3 (OCP e4m3fn: bias 7, no infinities, S.1111.111 = NaN) byte → f32, exact
+inline float e4m3_to_f32(uint8_t b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  float v;
+  if (e == 15 && m == 7) v = __builtin_nanf("");
+  else if (e == 0) v = float(m) * (1.f / 512.f);
+  else v = (1.f + float(m) / 8.f) * __builtin_ldexpf(1.f, e - 7);
+  return (b & 0x80) ? -v : v;
+}
 
 // y[t, r] = x[t, :] · W[r, :] (+ bias[r]) for rows [r0, r1) and all T tokens.
 // For MXFP4, x must be "deinterleaved": within every 32-block, the 16 even inputs then the 16 odd.

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
-import { ReferenceBackend, decodeRow } from './reference.js';
+import { ReferenceBackend } from './reference.js';
 import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
@@ -86,25 +86,8 @@ export function physicalCores(): number {
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
 }
 
-const NATIVE_FORMATS = new Set(['f32', 'bf16', 'mxfp4', 'int8']);
-
-/**
- * FP8 and NVFP4 weights have no native kernel yet: they are decoded once, on first use, to f32
- * (exact; 4× / 8× their packed bytes) and the f32 kernels run them.
- */
-const WIDENED_FORMATS = new Set(['fp8', 'nvfp4']);
-const widened = new WeakMap<QMatrix, QMatrix>();
-function widenForNative(w: QMatrix): QMatrix {
-  if (!WIDENED_FORMATS.has(w.format)) return w;
-  let f = widened.get(w);
-  if (!f) {
-    const data = new Float32Array(w.rows * w.cols);
-    for (let r = 0; r < w.rows; r++) decodeRow(w, r, data.subarray(r * w.cols, (r + 1) * w.cols));
-    f = { format: 'f32', rows: w.rows, cols: w.cols, data };
-    widened.set(w, f);
-  }
-  return f;
-}
+/** formats the kernels read as stored (FP8 and NVFP4 decode in registers, as MXFP4) */
+const NATIVE_FORMATS = new Set(['f32', 'bf16', 'mxfp4', 'int8', 'fp8', 'nvfp4']);
 
 /**
  * Activation precision of the MXFP4 / int8 matmuls: `f32` (exact, the default) or `int8` (q8:
@@ -135,7 +118,6 @@ export class NativeBackend implements Backend {
   }
 
   linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array {
-    w = widenForNative(w);
     if (!NATIVE_FORMATS.has(w.format)) return this.ref.linear(x, T, w, bias);
     const y = new Float32Array(T * w.rows);
     this.a.linear(x, T, w, bias ?? null, y, this.q8);
@@ -178,9 +160,6 @@ export class NativeBackend implements Backend {
   }
 
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {
-    if (WIDENED_FORMATS.has(bank.w1.format) || WIDENED_FORMATS.has(bank.w2.format)) {
-      bank = { ...bank, w1: widenForNative(bank.w1), w2: widenForNative(bank.w2) };
-    }
     if (!NATIVE_FORMATS.has(bank.w1.format) || !NATIVE_FORMATS.has(bank.w2.format)) {
       return this.ref.moeExperts(x, T, routing, bank);
     }
