@@ -142,6 +142,26 @@ test('linear over FP8 and NVFP4 equals linear over the decoded matrix (reference
   }
 });
 
+test('stacking mapped experts keeps one copy: the bank equals its parts, which stay readable after their pages are dropped', () => {
+  createBackend('auto'); // the addon (when built) maps checkpoints and drops copied pages
+  const rows = 512, cols = 2048; // 1 MiB of FP8 per expert: the bank goes to weight memory
+  const parts: T[] = [0, 1].map((e) => ({
+    name: `e${e}.weight`, dtype: 'F8_E4M3', shape: [rows, cols],
+    data: Uint8Array.from({ length: rows * cols }, (_, i) => ((i * 37 + e * 11) % 0x7e) | (i % 3 ? 0 : 0x80)),
+  }));
+  const ck = ckptWith(parts.flatMap((p, e) => [p, { name: `e${e}.weight_scale`, dtype: 'F32', shape: [], data: f32([e + 1]) }]));
+  const ms = [0, 1].map((e) => loadLinear(ck, `e${e}`, rows, cols));
+  const st = stackMatrices(ms, 'experts');
+  assert.equal(st.format, 'fp8');
+  if (st.format !== 'fp8') return;
+  assert.deepEqual(st.data.subarray(0, rows * cols), parts[0].data);
+  assert.deepEqual(st.data.subarray(rows * cols), parts[1].data);
+  assert.deepEqual(Array.from(st.scales.subarray(0, 1)), [1]);
+  // the mapped originals read the same after the drop (their pages fault back from the file)
+  for (const [e, m] of ms.entries()) if (m.format === 'fp8') assert.deepEqual(m.data, parts[e].data);
+  ck.close();
+});
+
 /** bounds on the relative (Frobenius) quantisation error of a weight (a wrong scale or nibble order is ≈ 1) */
 const QUANT_NOISE = { FP8: 0.05, NVFP4: 0.2 };
 const MOE = modelFixtureDirs('nemotron-h').find((d) => /E/.test(JSON.parse(fs.readFileSync(path.join(d, 'config.json'), 'utf8')).hybrid_override_pattern));

@@ -617,6 +617,15 @@ napi_value AllocWeights(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+// madvise DONTNEED over the whole pages in [p, p + bytes): a private file mapping's pages leave
+// the process (they stay in the page cache, and a later read faults them back in)
+void drop_pages(const void* p, size_t bytes) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (uintptr_t(p) + page - 1) & ~(page - 1);
+  const uintptr_t e = (uintptr_t(p) + bytes) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 // requantizeInt8(src: Uint16Array (bf16) | Float32Array, rows, cols, data: Int8Array,
 //                rowScale: Float32Array, release) — one absmax scale per row, the same arithmetic
 // as requantizeInt8 in src/weights/qmatrix.ts (doubles; ties round up, as Math.round), so a
@@ -674,12 +683,29 @@ napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   const int64_t chunks = (rows + chunk - 1) / chunk;
   if (pool) pool->parallel_for(chunks, rowsOf);  // loading may precede the backend's init
   else for (int64_t c = 0; c < chunks; c++) rowsOf(c);
-  if (flag(env, a.v[5])) {
-    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-    const uintptr_t b = (uintptr_t(src) + page - 1) & ~(page - 1);
-    const uintptr_t e = (uintptr_t(src) + n * (bf16 ? 2 : 4)) & ~(page - 1);
-    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+  if (flag(env, a.v[5])) drop_pages(src, n * (bf16 ? 2 : 4));
+  return undefined(env);
+}
+
+// dropPages(view): the whole pages inside a typed array over a file mapping leave this process,
+// once their bytes have been copied elsewhere (stacked expert banks)
+napi_value DropPages(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  bool ok = false;
+  NAPI(napi_is_typedarray(env, a.v[0], &ok));
+  if (!ok) throw Err{"dropPages: expected a typed array"};
+  napi_typedarray_type type;
+  size_t n;
+  void* data;
+  NAPI(napi_get_typedarray_info(env, a.v[0], &type, &n, &data, nullptr, nullptr));
+  size_t el = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: el = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
+    default: el = 1;
   }
+  drop_pages(data, n * el);
   return undefined(env);
 }
 
@@ -796,6 +822,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("readBandwidth", ReadBandwidth);
   EXPORT("allocWeights", AllocWeights);
   EXPORT("requantizeInt8", RequantizeInt8);
+  EXPORT("dropPages", DropPages);
   EXPORT("mambaConv", MambaConv);
   EXPORT("ssmScan", SsmScan);
   return exports;

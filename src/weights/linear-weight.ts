@@ -6,7 +6,7 @@
 import { CheckpointError } from '../util/errors.js';
 import type { Checkpoint } from './checkpoint.js';
 import { decodeToF32 } from './dtypes.js';
-import { QMatrix, denseMatrix } from './qmatrix.js';
+import { QMatrix, denseMatrix, weightMemory } from './qmatrix.js';
 
 const DENSE = ['BF16', 'F32', 'F16'] as const;
 
@@ -82,20 +82,25 @@ export function stackMatrices(ms: QMatrix[], what: string): QMatrix {
     throw new CheckpointError(`${what}: experts are stored in different formats or widths`);
   }
   const rows = ms.reduce((a, m) => a + m.rows, 0);
-  const cat = <A extends Float32Array | Uint16Array | Uint8Array | Int8Array>(parts: A[], make: (n: number) => A): A => {
-    const out = make(parts.reduce((a, p) => a + p.length, 0));
+  // The bank is one copy: a large one goes to huge-page memory, and each mapped expert's pages
+  // leave the process once copied (they stay in the page cache), so RSS holds the weights once.
+  const cat = <A extends Float32Array | Uint16Array | Uint8Array>(parts: A[], Ctor: { new (n: number): A; new (b: ArrayBuffer): A }): A => {
+    const n = parts.reduce((a, p) => a + p.length, 0);
+    const bytes = n * parts[0].BYTES_PER_ELEMENT;
+    const out = weightMemory.alloc && bytes >= 1 << 20 ? new Ctor(weightMemory.alloc(bytes)) : new Ctor(n);
     let o = 0;
     for (const p of parts) {
       out.set(p as never, o);
       o += p.length;
+      if (weightMemory.dropPages && weightMemory.isMapped(p.buffer)) weightMemory.dropPages(p);
     }
     return out;
   };
   switch (f) {
     case 'f32':
-      return { format: 'f32', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'f32' }>).data), (n) => new Float32Array(n)) };
+      return { format: 'f32', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'f32' }>).data), Float32Array) };
     case 'bf16':
-      return { format: 'bf16', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'bf16' }>).data), (n) => new Uint16Array(n)) };
+      return { format: 'bf16', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'bf16' }>).data), Uint16Array) };
     case 'fp8': {
       const ps = ms as Extract<QMatrix, { format: 'fp8' }>[];
       const { blockCols } = ps[0];
@@ -114,15 +119,15 @@ export function stackMatrices(ms: QMatrix[], what: string): QMatrix {
           o += gc;
         }
       }
-      return { format: 'fp8', rows, cols, data: cat(ps.map((m) => m.data), (n) => new Uint8Array(n)), scales, blockRows, blockCols };
+      return { format: 'fp8', rows, cols, data: cat(ps.map((m) => m.data), Uint8Array), scales, blockRows, blockCols };
     }
     case 'nvfp4': {
       const ps = ms as Extract<QMatrix, { format: 'nvfp4' }>[];
       return {
         format: 'nvfp4', rows, cols,
-        packed: cat(ps.map((m) => m.packed), (n) => new Uint8Array(n)),
-        scales: cat(ps.map((m) => m.scales), (n) => new Uint8Array(n)),
-        rowScale2: cat(ps.map((m) => m.rowScale2), (n) => new Float32Array(n)),
+        packed: cat(ps.map((m) => m.packed), Uint8Array),
+        scales: cat(ps.map((m) => m.scales), Uint8Array),
+        rowScale2: cat(ps.map((m) => m.rowScale2), Float32Array),
       };
     }
     default:
