@@ -199,7 +199,10 @@ void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
     int8_t q[32] = {0};
     int32_t Q = 0;
     for (int64_t j = 0; j < n; j++) {
-      float v = std::nearbyint(xb[j] * id);
+      // round half to even as nearbyint, without its libm call (this file is built for any x86-64,
+      // so nearbyintf is not inlined): adding and removing 1.5·2^23 rounds |v| ≤ 2^22 exactly so
+      float v = xb[j] * id;
+      v = (v + 12582912.f) - 12582912.f;
       v = std::max(-127.f, std::min(127.f, v));
       q[j] = int8_t(v);
       Q += q[j];
