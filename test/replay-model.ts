@@ -41,7 +41,9 @@ export class ReplayModel implements CausalLM {
       const n = this.emitted.get(cache) ?? 0;
       this.emitted.set(cache, n + 1);
       const tok = n < this.script.length ? this.script[n] : this.after;
-      out.fill(-10, i * V, (i + 1) * V);
+      // far below the script token, so that sampling at temperature 1 replays it too (a gap of 20
+      // over 200k ids let a random token through about once in a hundred runs)
+      out.fill(-1e4, i * V, (i + 1) * V);
       this.fallback.forEach((f, k) => (out[i * V + f] = 5 - k * 0.1));
       out[i * V + tok] = 10;
     });
