@@ -111,7 +111,8 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
     ];
     for (const [fmt, rows, cols] of shapes) {
       const w = fmt === 'mxfp4' ? mxfp4(rows, cols) : int8(rows, cols);
-      for (const T of [1, 2, 3, 5, 6]) {
+      // T ≥ 8 takes the token-lane kernels where the ISA has them (MXFP4): the same bits
+      for (const T of [1, 2, 3, 5, 6, 9, 37, 70]) {
         const x = randF32(T * cols, 2);
         const bias = randF32(rows);
         const got = be.linear(x, T, w, bias);
@@ -125,9 +126,9 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
           assert.ok(Math.abs(got[i] - exact[i]) <= bound[i] + 1e-4 * sc, `${fmt} ${rows}x${cols} near f32 [${i}]: ${got[i]} vs ${exact[i]} (bound ${bound[i]})`);
         }
       }
-      const x = randF32(6 * cols);
-      const all = be.linear(x, 6, w, null);
-      for (const k of [0, 5]) {
+      const x = randF32(19 * cols);
+      const all = be.linear(x, 19, w, null);
+      for (const k of [0, 5, 8, 18]) {
         assert.deepEqual(be.linear(x.slice(k * cols, (k + 1) * cols), 1, w, null), all.slice(k * rows, (k + 1) * rows), `${fmt} ${rows}x${cols} token ${k} bit-identical`);
       }
     }
@@ -148,6 +149,18 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
     for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `moe [${i}]: ${got[i]} vs ${exact[i]}`);
     const one = be.moeExperts(x.slice(2 * dIn, 3 * dIn), 1, { k, experts: routing.experts.slice(4, 6), weights: routing.weights.slice(4, 6) }, bank);
     assert.deepEqual(one, got.slice(2 * dOut, 3 * dOut), 'moe: a token alone is bit-identical to the same token in the batch');
+    // a busy expert (all 13 tokens pick expert 2: the token-lane kernels), the rest spread
+    const T2 = 13;
+    const r2 = { k, experts: Int32Array.from({ length: T2 * k }, (_, i) => (i % 2 === 0 ? 2 : [0, 1, 3][(i >> 1) % 3])), weights: randF32(T2 * k) };
+    const x2 = randF32(T2 * dIn);
+    const got2 = be.moeExperts(x2, T2, r2, bank);
+    const exact2 = ref.moeExperts(x2, T2, r2, bank);
+    const sc2 = scaleOf(exact2);
+    for (let i = 0; i < got2.length; i++) assert.ok(Math.abs(got2[i] - exact2[i]) <= 0.03 * sc2, `moe busy [${i}]: ${got2[i]} vs ${exact2[i]}`);
+    for (const j of [0, 7, 12]) {
+      const alone = be.moeExperts(x2.slice(j * dIn, (j + 1) * dIn), 1, { k, experts: r2.experts.slice(j * k, j * k + k), weights: r2.weights.slice(j * k, j * k + k) }, bank);
+      assert.deepEqual(alone, got2.slice(j * dOut, (j + 1) * dOut), `moe: token ${j} alone is bit-identical to it beside 12 others`);
+    }
   });
 }
 

@@ -239,6 +239,30 @@ void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, std::vector<uint8
 
 bool q8_format(const Matrix& w) { return w.format == FMT_MXFP4 || w.format == FMT_INT8; }
 
+// T tokens' MXFP4 q8 records (stride xs) → the token-lane layout of linear_rows_q8_t8 (kernels.h)
+// (the octs [o0, o1) only: callers split the work)
+void q8_token_lanes(const uint8_t* xq, int64_t xs, int64_t T, int64_t C, uint8_t* xt, int64_t o0, int64_t o1) {
+  const int64_t G = C / 32, BB = Q8_T8_BLOCK_BYTES;
+  std::memset(xt + o0 * G * BB, 0, size_t((o1 - o0) * G * BB));
+  for (int64_t t = o0 * 8; t < std::min(T, o1 * 8); t++) {
+    const int64_t o = t / 8, j = t % 8;
+    for (int64_t b = 0; b < G; b++) {
+      const uint8_t* rec = xq + t * xs + (b / 4) * q8_group_bytes(FMT_MXFP4);
+      const int64_t k = b % 4;
+      uint8_t* d = xt + (o * G + b) * BB;
+      for (int c = 0; c < 4; c++) {
+        std::memcpy(d + 32 * c + 4 * j, rec + 16 * k + 4 * c, 4);
+        std::memcpy(d + 32 * (4 + c) + 4 * j, rec + 64 + 16 * k + 4 * c, 4);
+      }
+      std::memcpy(d + 256 + 4 * j, rec + 128 + 16 * k, 4);  // corr of the block (its first lane)
+      std::memcpy(d + 288 + 4 * j, rec + 192 + 16 * k, 4);  // dx of the block
+    }
+  }
+}
+
+// token-lane kernels pay off from one full oct of tokens (below that, 7 of 8 lanes would idle)
+bool use_t8(const Matrix& w, int64_t T) { return K->linear_rows_q8_t8 && w.format == FMT_MXFP4 && T >= 8; }
+
 // One linear segment of a multi-linear job: f32 activations x, or q8 activations xq.
 struct Segment {
   Matrix w;
@@ -247,10 +271,30 @@ struct Segment {
   const float* bias;
   float* y;
   const uint8_t* xq = nullptr;
+  const uint8_t* xt = nullptr;  // token-lane activations (set by run_segments where they pay)
 };
 
 // Run several independent linears (e.g. all active experts) as one parallel job.
-void run_segments(const std::vector<Segment>& segs) {
+void run_segments(std::vector<Segment> segs) {
+  // token-lane copies of the q8 activations for the segments with many tokens
+  std::vector<int64_t> off(segs.size() + 1, 0);
+  for (size_t i = 0; i < segs.size(); i++)
+    off[i + 1] = off[i] + (segs[i].xq && use_t8(segs[i].w, segs[i].T) ? q8_t8_bytes(segs[i].T, segs[i].w.cols) : 0);
+  std::vector<uint8_t> lanes(size_t(off.back()));
+  if (off.back()) {
+    std::vector<std::pair<int, int64_t>> jobs;  // (segment, first oct): 4 octs a job
+    for (size_t i = 0; i < segs.size(); i++) {
+      if (off[i + 1] == off[i]) continue;
+      segs[i].xt = lanes.data() + off[i];
+      for (int64_t o = 0; o < (segs[i].T + 7) / 8; o += 4) jobs.push_back({int(i), o});
+    }
+    pool->parallel_for(int64_t(jobs.size()), [&](int64_t j) {
+      const Segment& s = segs[jobs[j].first];
+      const int64_t o0 = jobs[j].second;
+      q8_token_lanes(s.xq, q8_token_bytes(FMT_MXFP4, s.w.cols), s.T, s.w.cols, lanes.data() + off[jobs[j].first], o0,
+                     std::min((s.T + 7) / 8, o0 + 4));
+    });
+  }
   struct Task {
     int seg;
     int64_t r0, r1;
@@ -266,7 +310,8 @@ void run_segments(const std::vector<Segment>& segs) {
   pool->parallel_for(int64_t(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     const Segment& s = segs[t.seg];
-    if (s.xq) K->linear_rows_q8(s.w, s.xq, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
+    if (s.xt) K->linear_rows_q8_t8(s.w, s.xt, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
+    else if (s.xq) K->linear_rows_q8(s.w, s.xq, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
     else K->linear_rows(s.w, s.x, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
   });
 }

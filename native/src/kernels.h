@@ -54,6 +54,17 @@ inline int64_t q8_token_bytes(int format, int64_t cols) {
   return (cols + q8_group_cols(format) - 1) / q8_group_cols(format) * q8_group_bytes(format);
 }
 
+// q8 activations of MXFP4 inputs with tokens in lanes, for kernels that broadcast each weight to
+// 8 tokens (KernelTable::linear_rows_q8_t8). Per 8 tokens ("token oct" o), per 32-input block b,
+// one record of Q8_T8_BLOCK_BYTES at ((o · blocks) + b) · Q8_T8_BLOCK_BYTES:
+//   8 chunks × 32 bytes: chunk c < 4 holds, for token j of the oct at bytes 4j..4j+3, the q of
+//        the block's stored bytes 4c..4c+3 low nibbles (its even inputs 8c, 8c+2, 8c+4, 8c+6);
+//        chunk 4 + c the same bytes' high nibbles (the odd inputs 8c+1, …, 8c+7)
+//   corr 8 × int32, dx 8 × f32: the block's corr and lane scale of each token (as in q8 records)
+// Tokens past T in the last oct are zero. Built from q8 records by q8_token_lanes (addon.cpp).
+constexpr int64_t Q8_T8_BLOCK_BYTES = 320;
+inline int64_t q8_t8_bytes(int64_t T, int64_t cols) { return (T + 7) / 8 * (cols / 32) * Q8_T8_BLOCK_BYTES; }
+
 struct KernelTable {
   const char* isa;
   void (*linear_rows)(const Matrix& w, const float* x, int64_t T, const float* bias, float* y,
@@ -66,6 +77,10 @@ struct KernelTable {
   // y[t, r] for rows [r0, r1) from q8 activations `xq` (token stride q8_token_bytes); MXFP4 / INT8 only
   void (*linear_rows_q8)(const Matrix& w, const uint8_t* xq, int64_t T, const float* bias, float* y,
                          int64_t y_stride, int64_t r0, int64_t r1);
+  // MXFP4 only, from token-lane activations `xt` (q8_t8_bytes): null where the ISA has no such
+  // kernel. Bit-identical to linear_rows_q8 on the same tokens, so the caller may pick either.
+  void (*linear_rows_q8_t8)(const Matrix& w, const uint8_t* xt, int64_t T, const float* bias, float* y,
+                            int64_t y_stride, int64_t r0, int64_t r1);
 };
 
 const KernelTable& kernels_generic();
