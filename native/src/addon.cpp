@@ -193,6 +193,7 @@ struct LineBuffer {
   explicit LineBuffer(size_t n = 0) { resize(n); }
   LineBuffer(const LineBuffer&) = delete;  // p points into raw
   void resize(size_t n) {
+    if (n == 0) return;  // (decode's segments need no token-lane copy: no allocation per call)
     raw.resize(n + 64);
     p = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw.data()) + 63) & ~uintptr_t(63));
   }
