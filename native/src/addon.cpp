@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 #include "kernels.h"
 #include "pool.h"
@@ -290,6 +291,7 @@ struct Segment {
 };
 
 // Run several independent linears (e.g. all active experts) as one parallel job.
+// Takes the segments by value (it sets their token-lane pointers); callers move theirs in.
 void run_segments(std::vector<Segment> segs) {
   // token-lane copies of the q8 activations for the segments with many tokens
   std::vector<int64_t> off(segs.size() + 1, 0);
@@ -585,7 +587,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
     if (q8_1) sg.xq = X.data() + off[i] * xs1;
     seg1.push_back(sg);
   }
-  run_segments(seg1);
+  run_segments(std::move(seg1));
   // the activation, then the second projection's inputs
   pairs([&](int64_t p) {
     thread_local std::vector<float> av;
@@ -616,7 +618,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
     if (q8_2) sg.xq = A.data() + off[i] * xs2;
     seg2.push_back(sg);
   }
-  run_segments(seg2);
+  run_segments(std::move(seg2));
   // combine per token in ascending expert order (the same order whatever shares the batch)
   std::memset(out, 0, T * dOut * 4);
   for (size_t i = 0; i < na; i++) {
