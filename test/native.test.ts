@@ -162,3 +162,30 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
     }
   });
 }
+
+test('linearMany: one job over several weights gives each linear\'s bits (f32 and q8 activations, mixed formats)', () => {
+  if (!addon) return assert.fail('addon missing');
+  const rows = [37, 8, 70], cols = 96;
+  const int8 = (r: number): QMatrix => ({
+    format: 'int8', rows: r, cols,
+    data: Int8Array.from({ length: r * cols }, () => Math.round(rnd() * 127)),
+    rowScale: Float32Array.from({ length: r }, () => 0.001 + Math.abs(rnd()) * 0.01),
+  });
+  for (const act of ['f32', 'int8'] as const) {
+    const be: NativeBackend = new NativeBackend(addon, 2, 'auto', act);
+    // every format of `matrices` at three heights, plus int8 (the q8 kernels' other layout)
+    const ws = rows.flatMap((r) => [...matrices(r, cols), int8(r)]);
+    for (const T of [1, 3, 9]) {
+      const x = randF32(T * cols);
+      const specs = ws.map((w, i) => ({ w, bias: i % 2 ? randF32(w.rows) : null }));
+      const many: Float32Array[] = be.linearMany(x, T, specs);
+      assert.equal(many.length, specs.length);
+      specs.forEach(({ w, bias }, i) => assert.deepEqual(many[i], be.linear(x, T, w, bias), `${act} ${w.format} ${w.rows} rows T=${T}`));
+    }
+  }
+  // the addon refuses weights of different input widths with a message that says so
+  const x = randF32(96);
+  assert.throws(() => addon.linearMany!(x, 1, [matrices(8, 96)[0], matrices(8, 64)[0]], [null, null], [new Float32Array(8), new Float32Array(8)]),
+    /differ in input width/);
+  assert.throws(() => addon.linearMany!(x, 1, [matrices(8, 96)[0]], [], [new Float32Array(8)]), /differ in length/);
+});

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -408,6 +409,68 @@ napi_value Linear(napi_env env, napi_callback_info info) {
     x = xd.data();
   }
   run_segments({Segment{w, x, T, bias, y}});
+  return undefined(env);
+}
+
+napi_value element(napi_env env, napi_value arr, uint32_t i) {
+  napi_value r;
+  NAPI(napi_get_element(env, arr, i, &r));
+  return r;
+}
+
+uint32_t array_length(napi_env env, napi_value v, const char* what) {
+  bool ok = false;
+  NAPI(napi_is_array(env, v, &ok));
+  if (!ok) throw Err{std::string(what) + ": expected an array"};
+  uint32_t n;
+  NAPI(napi_get_array_length(env, v, &n));
+  return n;
+}
+
+// linearMany(x, T, [w], [bias|null], [y], q8?): several linears of the same input (q, k and v of
+// an attention layer) as one job of the pool, the input quantised once per weight format
+napi_value LinearMany(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 6, 5);
+  size_t nx;
+  const float* x = typed<float>(env, a.v[0], napi_float32_array, &nx, "x");
+  const int64_t T = int64_t(num(env, a.v[1]));
+  const uint32_t n = array_length(env, a.v[2], "linearMany: weights");
+  if (array_length(env, a.v[3], "linearMany: biases") != n || array_length(env, a.v[4], "linearMany: outputs") != n)
+    throw Err{"linearMany: weights, biases and outputs differ in length"};
+  const bool q8 = flag(env, a.v[5]);
+  // one prepared input per format: q8 records (MXFP4 / INT8 layouts differ) or de-interleaved f32
+  std::map<int, LineBuffer> q8_in;
+  std::map<int, std::vector<float>> deint;
+  std::vector<Segment> segs;
+  for (uint32_t i = 0; i < n; i++) {
+    Matrix w = matrix(env, element(env, a.v[2], i));
+    napi_value bv = element(env, a.v[3], i);
+    const float* bias = is_null(env, bv) ? nullptr : typed<float>(env, bv, napi_float32_array, nullptr, "bias");
+    size_t ny;
+    float* y = typed<float>(env, element(env, a.v[4], i), napi_float32_array, &ny, "y");
+    if (int64_t(nx) < T * w.cols || int64_t(ny) < T * w.rows) throw Err{"linearMany: x or y too short"};
+    Segment s{w, x, T, bias, y};
+    if (q8 && q8_format(w)) {
+      auto it = q8_in.find(w.format);
+      if (it == q8_in.end()) {
+        it = q8_in.try_emplace(w.format).first;
+        prepare_q8(w.format, x, T, w.cols, it->second);
+      }
+      s.xq = it->second.data();
+    } else if (w.format == FMT_MXFP4) {
+      auto& d = deint[w.cols];
+      if (d.empty()) {
+        d.resize(size_t(T * w.cols));
+        deinterleave(x, T, w.cols, d.data());
+      }
+      s.x = d.data();
+    }
+    segs.push_back(s);
+  }
+  for (size_t i = 1; i < segs.size(); i++)
+    if (segs[i].w.cols != segs[0].w.cols) throw Err{"linearMany: the weights differ in input width"};
+  run_segments(std::move(segs));
   return undefined(env);
 }
 
@@ -879,6 +942,7 @@ napi_value SsmScan(napi_env env, napi_callback_info info) {
 napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("init", Init);
   EXPORT("linear", Linear);
+  EXPORT("linearMany", LinearMany);
   EXPORT("rmsNorm", RmsNorm);
   EXPORT("rope", Rope);
   EXPORT("attention", Attention);

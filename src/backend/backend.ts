@@ -89,12 +89,20 @@ export interface Routing {
   weights: Float32Array;
 }
 
+/** one weight (and bias) of a `linearMany` call */
+export interface LinearSpec {
+  w: QMatrix;
+  bias?: Float32Array | null;
+}
+
 export interface Backend {
   readonly name: string;
   /** rows `ids` of an embedding table → [T, cols] */
   embed(ids: Int32Array, table: QMatrix): Float32Array;
   /** y[T, rows] = x[T, cols] · Wᵀ + bias */
   linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array;
+  /** several linears of one input x[T, cols] (q, k, v): the same results as `linear` each */
+  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[]): Float32Array[];
   /** y = x / sqrt(mean(x²) + eps) · weight, per row of `weight.length` features */
   rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array;
   /** rotate [T, nHeads, headDim] in place at the given positions */

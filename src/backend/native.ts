@@ -12,7 +12,7 @@ import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
-import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
+import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 
@@ -20,6 +20,8 @@ interface Addon {
   init(threads: number, isa: string): string;
   /** q8: quantise the activations to int8 for MXFP4 / int8 weights (integer dot products) */
   linear(x: Float32Array, T: number, w: QMatrix, bias: Float32Array | null, y: Float32Array, q8?: boolean): void;
+  /** several linears of one input as one job of the pool (absent in addons built before it) */
+  linearMany?(x: Float32Array, T: number, ws: QMatrix[], biases: (Float32Array | null)[], ys: Float32Array[], q8?: boolean): void;
   rmsNorm(x: Float32Array, T: number, w: Float32Array, eps: number, y: Float32Array): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, pos: Int32Array, invFreq: Float32Array,
     conc: number, rotaryDim: number): void;
@@ -125,6 +127,16 @@ export class NativeBackend implements Backend {
     const y = new Float32Array(T * w.rows);
     this.a.linear(x, T, w, bias ?? null, y, this.q8);
     return y;
+  }
+
+  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[]): Float32Array[] {
+    const cols = ws[0]?.w.cols;
+    if (!this.a.linearMany || ws.some(({ w }) => !NATIVE_FORMATS.has(w.format) || w.cols !== cols)) {
+      return ws.map(({ w, bias }) => this.linear(x, T, w, bias));
+    }
+    const ys = ws.map(({ w }) => new Float32Array(T * w.rows));
+    this.a.linearMany(x, T, ws.map((s) => s.w), ws.map((s) => s.bias ?? null), ys, this.q8);
+    return ys;
   }
 
   rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array {

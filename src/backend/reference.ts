@@ -8,7 +8,7 @@ import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
-import type { MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
+import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import * as mamba from './reference-mamba.js';
 
 /** e4m3 byte → value, as a table (FP8 weights and NVFP4 block scales) */
@@ -82,6 +82,10 @@ export class ReferenceBackend implements Backend {
       out.set(row, t * H);
     }
     return out;
+  }
+
+  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[]): Float32Array[] {
+    return ws.map(({ w, bias }) => this.linear(x, T, w, bias));
   }
 
   linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array {

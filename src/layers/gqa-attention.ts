@@ -40,9 +40,7 @@ export class GqaAttention {
 
   forward(be: Backend, h: Float32Array, T: number, kv: KvLayerCache, meta: AttentionMeta): Float32Array {
     const c = this.cfg;
-    const q = be.linear(h, T, this.wq, this.bq);
-    const k = be.linear(h, T, this.wk, this.bk);
-    const v = be.linear(h, T, this.wv, this.bv);
+    const [q, k, v] = be.linearMany(h, T, [{ w: this.wq, bias: this.bq }, { w: this.wk, bias: this.bk }, { w: this.wv, bias: this.bv }]);
     const a = be.attention(q, k, v, T, kv, meta, {
       nHeads: c.nHeads, nKv: c.nKv, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim), window: 0, sinks: null,
     });

@@ -256,9 +256,7 @@ export class GptOssModel implements CausalLM {
       const L = this.layers[l];
       // attention block
       let h = be.rmsNorm(x, T, L.attnNorm, cfg.rmsEps);
-      const q = be.linear(h, T, L.wq, L.bq);
-      const k = be.linear(h, T, L.wk, L.bk);
-      const v = be.linear(h, T, L.wv, L.bv);
+      const [q, k, v] = be.linearMany(h, T, [{ w: L.wq, bias: L.bq }, { w: L.wk, bias: L.bk }, { w: L.wv, bias: L.bv }]);
       be.rope(q, T, cfg.nHeads, d, batch.positions, this.rope);
       be.rope(k, T, cfg.nKv, d, batch.positions, this.rope);
       const a = be.attention(q, k, v, T, c.layers[l], cfg.sliding[l] ? batch.window! : batch, {
