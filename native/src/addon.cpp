@@ -573,9 +573,13 @@ napi_value Attention(napi_env env, napi_callback_info info) {
     if (int64_t(sc.size()) < group * n) sc.resize(group * n);
     if (int64_t(slots.size()) < n) slots.resize(n);
     const int32_t* table = bt + bto[s];
-    for (int64_t j = 0; j < n; j++) {
-      int64_t ps = lo + j;
-      slots[j] = int32_t(table[ps / bs] * bs + ps % bs);
+    // block by block (no division per key)
+    for (int64_t j = 0, ps = lo; j < n;) {
+      const int64_t blk = ps / bs, off = ps % bs, take = std::min<int64_t>(bs - off, n - j);
+      const int32_t base = int32_t(table[blk] * bs + off);
+      for (int64_t i = 0; i < take; i++) slots[j + i] = base + int32_t(i);
+      j += take;
+      ps += take;
     }
     const int64_t h0 = kh * group;
     K->attend_group(q + (t * nh + h0) * d, kc + kh * d, vc + kh * d, slots.data(), n, kvw, d, scale,
