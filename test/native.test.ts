@@ -106,14 +106,16 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
 
     // attention: two sequences (one continuing from a cache), GQA, window, sinks; a small shape
     // and one whose head dim, group size (11 = 8 + 1 + 1 + 1) and key counts hit the SIMD paths and
-    // their tails
+    // their tails; groups of 8 and 16 heads (gpt-oss: 8) take the 8-heads-at-once scores, with key
+    // counts past a chunk of values (32) and not a multiple of 8
     for (const [nH, nKv, d, window, lens1, lens2] of [
       [6, 2, 20, 0, [7, 3], [1, 9]], [6, 2, 20, 5, [7, 3], [1, 9]],
       [22, 2, 80, 0, [37, 3], [1, 21]], [22, 2, 80, 19, [37, 3], [1, 21]], [8, 2, 64, 0, [40, 17], [2, 1]],
+      [16, 2, 64, 0, [45, 3], [1, 30]], [32, 2, 64, 13, [45, 3], [2, 9]], [16, 2, 24, 0, [70, 5], [3, 1]],
     ] as [number, number, number, number, number[], number[]][]) {
       const sinkVals = Float32Array.from({ length: nH }, (_, i) => [0.5, -1, 2, 0, 1, 3][i % 6]);
       const mk = (b: typeof ref | NativeBackend) => {
-        const alloc = new BlockAllocator(16);
+        const alloc = new BlockAllocator(32);
         const cache = b.allocKv(32, 4, nKv, d);
         const s1 = new SequenceCache(alloc, 4);
         const s2 = new SequenceCache(alloc, 4);
