@@ -199,6 +199,15 @@ test('int8 re-quantisation at load: the native loop gives the JS loop\'s bytes (
   assert.deepEqual(native.data, js.data);
   assert.deepEqual(native.rowScale, js.rowScale);
   assert.equal(js.data[1], -2, 'the -2.5 tie rounds up, as Math.round');
+  // f32 sources, and rows long enough for the vector loops with a tail (16 values a step)
+  const wide: QMatrix = { format: 'f32', rows: 5, cols: 2880 + 7, data: Float32Array.from({ length: 5 * 2887 }, (_, i) => (i % 97 === 0 ? 0.5 * ((i % 13) - 6) : rnd() * 0.02)) };
+  weightMemory.requantizeInt8 = null;
+  const jsWide = requantizeInt8(wide, decodeRow);
+  weightMemory.requantizeInt8 = saved;
+  const nativeWide = requantizeInt8(wide, decodeRow);
+  assert.ok(jsWide.format === 'int8' && nativeWide.format === 'int8');
+  assert.deepEqual(nativeWide.data, jsWide.data);
+  assert.deepEqual(nativeWide.rowScale, jsWide.rowScale);
   // a mapped source: dropping its pages keeps the data (it faults back in from the file)
   const dir = tmpDir();
   const file = path.join(dir, 'w.bin');

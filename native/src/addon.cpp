@@ -2,6 +2,7 @@
 // Each op validates its arguments (a wrong call throws a JS TypeError, never crashes) and
 // runs on the persistent thread pool.
 #include <node_api.h>
+#include <immintrin.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -764,6 +765,58 @@ void drop_pages(const void* p, size_t bytes) {
 // checkpoint re-quantises to the same bytes with or without the addon. `release` drops the
 // source's pages from this process (madvise DONTNEED: a mapped checkpoint's bf16 copy is then
 // only in the page cache, not in our RSS; a later read faults it back in).
+// ---- int8 re-quantisation at load (requantizeInt8's arithmetic, src/weights/qmatrix.ts) ----
+// Math.round(x · inv) in double (ties toward +∞), taken on the magnitude without branches
+// (random signs made a branchy version mispredict half the time) or libm: |v| ≤ 127, and the
+// fraction m − ⌊m⌋ is exact.
+static inline int8_t round_int8(float x, double inv) {
+  const double v = double(x) * inv;
+  const double m = std::fabs(v);
+  const int32_t t = int32_t(m);
+  const double f = m - double(t);
+  const int32_t neg = int32_t(v < 0);
+  const int32_t up = int32_t(f > 0.5) | (int32_t(f == 0.5) & (neg ^ 1));
+  return int8_t((t + up) * (1 - 2 * neg));
+}
+
+// The same for 4 values, in double vectors.
+__attribute__((target("avx2"))) static inline __m128i round_int8x4(const float* p, __m256d iv) {
+  const __m256d half = _mm256_set1_pd(0.5), one = _mm256_set1_pd(1.0), sign = _mm256_set1_pd(-0.0);
+  const __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(p)), iv);
+  const __m256d m = _mm256_andnot_pd(sign, v);
+  const __m256d t = _mm256_round_pd(m, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m256d f = _mm256_sub_pd(m, t);
+  const __m256d neg = _mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_LT_OQ);
+  const __m256d up = _mm256_or_pd(_mm256_cmp_pd(f, half, _CMP_GT_OQ), _mm256_andnot_pd(neg, _mm256_cmp_pd(f, half, _CMP_EQ_OQ)));
+  const __m256d q = _mm256_add_pd(t, _mm256_and_pd(up, one));
+  return _mm256_cvttpd_epi32(_mm256_or_pd(q, _mm256_and_pd(neg, sign)));  // ± the magnitude
+}
+
+// 16 values a time; returns how many it did (a multiple of 16)
+__attribute__((target("avx2"))) static int64_t round_int8_avx2(const float* x, int64_t n, double inv, int8_t* o) {
+  const __m256d iv = _mm256_set1_pd(inv);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i a = _mm_packs_epi32(round_int8x4(x + i, iv), round_int8x4(x + i + 4, iv));
+    const __m128i b = _mm_packs_epi32(round_int8x4(x + i + 8, iv), round_int8x4(x + i + 12, iv));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + i), _mm_packs_epi16(a, b));
+  }
+  return i;
+}
+
+// max |x| over the first values, 8 a time; returns how many it covered (a multiple of 8). The
+// running max is the second operand of maxps, so a NaN value leaves it as std::max does.
+__attribute__((target("avx2"))) static int64_t absmax_avx2(const float* x, int64_t n, float* amax) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 acc = _mm256_set1_ps(*amax);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), acc);
+  alignas(32) float l[8];
+  _mm256_store_ps(l, acc);
+  for (int k = 0; k < 8; k++) *amax = std::max(*amax, l[k]);
+  return i;
+}
+
 napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
   napi_typedarray_type type;
@@ -781,6 +834,7 @@ napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   if (int64_t(n) < rows * cols || int64_t(nd) < rows * cols || int64_t(ns) < rows) throw Err{"requantizeInt8: arrays too short"};
   const bool bf16 = type == napi_uint16_array;
   const int64_t chunk = 64;
+  const bool avx2 = __builtin_cpu_supports("avx2");
   auto rowsOf = [&](int64_t c) {
     std::vector<float> row(cols);
     for (int64_t r = c * chunk; r < std::min(rows, (c + 1) * chunk); r++) {
@@ -794,22 +848,15 @@ napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
         std::memcpy(row.data(), static_cast<const float*>(src) + r * cols, cols * 4);
       }
       float amax = 0;
-      for (int64_t i = 0; i < cols; i++) amax = std::max(amax, std::fabs(row[i]));
+      int64_t i0 = 0;
+      if (avx2) i0 = absmax_avx2(row.data(), cols, &amax);
+      for (int64_t i = i0; i < cols; i++) amax = std::max(amax, std::fabs(row[i]));
       const double scale = double(amax) / 127;
       rowScale[r] = float(scale);
       const double inv = scale > 0 ? 1 / scale : 0;
       int8_t* o = data + r * cols;
-      for (int64_t i = 0; i < cols; i++) {
-        // Math.round (ties toward +∞) on the magnitude, without branches (random signs made a
-        // branchy version mispredict half the time) or libm: |v| ≤ 127, the fraction is exact
-        const double v = double(row[i]) * inv;
-        const double m = std::fabs(v);
-        const int32_t t = int32_t(m);
-        const double f = m - double(t);
-        const int32_t neg = int32_t(v < 0);
-        const int32_t up = int32_t(f > 0.5) | (int32_t(f == 0.5) & (neg ^ 1));
-        o[i] = int8_t((t + up) * (1 - 2 * neg));
-      }
+      i0 = avx2 ? round_int8_avx2(row.data(), cols, inv, o) : 0;
+      for (int64_t i = i0; i < cols; i++) o[i] = round_int8(row[i], inv);
     }
   };
   const int64_t chunks = (rows + chunk - 1) / chunk;
