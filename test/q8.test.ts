@@ -189,25 +189,23 @@ test('int8 re-quantisation at load: the native loop gives the JS loop\'s bytes (
     f32[0] = r % 2 === 0 ? (c === 0 ? 127 : ((c % 9) - 4) + (c % 2 ? 0.5 : 0)) : rnd() * 3;
     bf[i] = u16[1];
   }
-  const m: QMatrix = { format: 'bf16', rows, cols, data: bf };
-  const saved = weightMemory.requantizeInt8;
-  weightMemory.requantizeInt8 = null;
-  const js = requantizeInt8(m, decodeRow);
-  weightMemory.requantizeInt8 = saved;
-  const native = requantizeInt8(m, decodeRow);
-  assert.ok(js.format === 'int8' && native.format === 'int8');
-  assert.deepEqual(native.data, js.data);
-  assert.deepEqual(native.rowScale, js.rowScale);
+  // the JS loop's and the native loop's results for one matrix, which must be the same bytes
+  const bothLoops = (m: QMatrix) => {
+    const saved = weightMemory.requantizeInt8;
+    weightMemory.requantizeInt8 = null;
+    const js = requantizeInt8(m, decodeRow);
+    weightMemory.requantizeInt8 = saved;
+    const native = requantizeInt8(m, decodeRow);
+    assert.ok(js.format === 'int8' && native.format === 'int8');
+    assert.deepEqual(native.data, js.data);
+    assert.deepEqual(native.rowScale, js.rowScale);
+    return js;
+  };
+  const js = bothLoops({ format: 'bf16', rows, cols, data: bf });
+  assert.ok(js.format === 'int8');
   assert.equal(js.data[1], -2, 'the -2.5 tie rounds up, as Math.round');
   // f32 sources, and rows long enough for the vector loops with a tail (16 values a step)
-  const wide: QMatrix = { format: 'f32', rows: 5, cols: 2880 + 7, data: Float32Array.from({ length: 5 * 2887 }, (_, i) => (i % 97 === 0 ? 0.5 * ((i % 13) - 6) : rnd() * 0.02)) };
-  weightMemory.requantizeInt8 = null;
-  const jsWide = requantizeInt8(wide, decodeRow);
-  weightMemory.requantizeInt8 = saved;
-  const nativeWide = requantizeInt8(wide, decodeRow);
-  assert.ok(jsWide.format === 'int8' && nativeWide.format === 'int8');
-  assert.deepEqual(nativeWide.data, jsWide.data);
-  assert.deepEqual(nativeWide.rowScale, jsWide.rowScale);
+  bothLoops({ format: 'f32', rows: 5, cols: 2887, data: Float32Array.from({ length: 5 * 2887 }, (_, i) => (i % 97 === 0 ? 0.5 * ((i % 13) - 6) : rnd() * 0.02)) });
   // a mapped source: dropping its pages keeps the data (it faults back in from the file)
   const dir = tmpDir();
   const file = path.join(dir, 'w.bin');
