@@ -384,6 +384,34 @@ void need_init() {
   if (!K || !pool) throw Err{"native backend not initialised"};
 }
 
+// The inputs of linears of one x[T, cols], each prepared once for the weight formats that read
+// it: q8 records (MXFP4 and INT8 layouts differ), or f32 de-interleaved for MXFP4's f32 kernels.
+struct LinearInputs {
+  const float* x;
+  int64_t T;
+  bool q8;
+  std::map<int, LineBuffer> q8_in;
+  std::vector<float> deint;
+  Segment segment(const Matrix& w, const float* bias, float* y) {
+    Segment s{w, x, T, bias, y};
+    if (q8 && q8_format(w)) {
+      auto it = q8_in.find(w.format);
+      if (it == q8_in.end()) {
+        it = q8_in.try_emplace(w.format).first;
+        prepare_q8(w.format, x, T, w.cols, it->second);
+      }
+      s.xq = it->second.data();
+    } else if (w.format == FMT_MXFP4) {
+      if (deint.empty()) {
+        deint.resize(size_t(T * w.cols));
+        deinterleave(x, T, w.cols, deint.data());
+      }
+      s.x = deint.data();
+    }
+    return s;
+  }
+};
+
 // linear(x, T, w, bias|null, y, q8?): q8 quantises the activations for MXFP4 / INT8 weights
 napi_value Linear(napi_env env, napi_callback_info info) {
   need_init();
@@ -395,21 +423,8 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   const float* bias = is_null(env, a.v[3]) ? nullptr : typed<float>(env, a.v[3], napi_float32_array, nullptr, "bias");
   float* y = typed<float>(env, a.v[4], napi_float32_array, &ny, "y");
   if (int64_t(nx) < T * w.cols || int64_t(ny) < T * w.rows) throw Err{"linear: x or y too short"};
-  if (flag(env, a.v[5]) && q8_format(w)) {
-    LineBuffer xq;
-    prepare_q8(w.format, x, T, w.cols, xq);
-    Segment s{w, x, T, bias, y};
-    s.xq = xq.data();
-    run_segments({s});
-    return undefined(env);
-  }
-  std::vector<float> xd;
-  if (w.format == FMT_MXFP4) {
-    xd.resize(T * w.cols);
-    deinterleave(x, T, w.cols, xd.data());
-    x = xd.data();
-  }
-  run_segments({Segment{w, x, T, bias, y}});
+  LinearInputs in{x, T, flag(env, a.v[5])};
+  run_segments({in.segment(w, bias, y)});
   return undefined(env);
 }
 
@@ -429,7 +444,7 @@ uint32_t array_length(napi_env env, napi_value v, const char* what) {
 }
 
 // linearMany(x, T, [w], [bias|null], [y], q8?): several linears of the same input (q, k and v of
-// an attention layer) as one job of the pool, the input quantised once per weight format
+// an attention layer) as one job of the pool, the input prepared once per weight format
 napi_value LinearMany(napi_env env, napi_callback_info info) {
   need_init();
   Args a(env, info, 6, 5);
@@ -439,38 +454,18 @@ napi_value LinearMany(napi_env env, napi_callback_info info) {
   const uint32_t n = array_length(env, a.v[2], "linearMany: weights");
   if (array_length(env, a.v[3], "linearMany: biases") != n || array_length(env, a.v[4], "linearMany: outputs") != n)
     throw Err{"linearMany: weights, biases and outputs differ in length"};
-  const bool q8 = flag(env, a.v[5]);
-  // one prepared input per format: q8 records (MXFP4 / INT8 layouts differ) or de-interleaved f32
-  std::map<int, LineBuffer> q8_in;
-  std::map<int, std::vector<float>> deint;
+  LinearInputs in{x, T, flag(env, a.v[5])};
   std::vector<Segment> segs;
   for (uint32_t i = 0; i < n; i++) {
     Matrix w = matrix(env, element(env, a.v[2], i));
+    if (i > 0 && w.cols != segs[0].w.cols) throw Err{"linearMany: the weights differ in input width"};
     napi_value bv = element(env, a.v[3], i);
     const float* bias = is_null(env, bv) ? nullptr : typed<float>(env, bv, napi_float32_array, nullptr, "bias");
     size_t ny;
     float* y = typed<float>(env, element(env, a.v[4], i), napi_float32_array, &ny, "y");
     if (int64_t(nx) < T * w.cols || int64_t(ny) < T * w.rows) throw Err{"linearMany: x or y too short"};
-    Segment s{w, x, T, bias, y};
-    if (q8 && q8_format(w)) {
-      auto it = q8_in.find(w.format);
-      if (it == q8_in.end()) {
-        it = q8_in.try_emplace(w.format).first;
-        prepare_q8(w.format, x, T, w.cols, it->second);
-      }
-      s.xq = it->second.data();
-    } else if (w.format == FMT_MXFP4) {
-      auto& d = deint[w.cols];
-      if (d.empty()) {
-        d.resize(size_t(T * w.cols));
-        deinterleave(x, T, w.cols, d.data());
-      }
-      s.x = d.data();
-    }
-    segs.push_back(s);
+    segs.push_back(in.segment(w, bias, y));
   }
-  for (size_t i = 1; i < segs.size(); i++)
-    if (segs[i].w.cols != segs[0].w.cols) throw Err{"linearMany: the weights differ in input width"};
   run_segments(std::move(segs));
   return undefined(env);
 }
