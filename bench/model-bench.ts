@@ -24,6 +24,7 @@ export interface BenchOptions {
   log: (line: string) => void;
   denseWeights?: 'bf16' | 'int8';
   activations?: 'f32' | 'int8';
+  kvCacheDtype?: 'f32' | 'f16' | 'bf16';
 }
 
 export interface BenchResult {
@@ -31,6 +32,7 @@ export interface BenchResult {
   backend: string;
   dense_weights: string;
   activations: string;
+  kv_cache_dtype: string;
   threads: number;
   load_s: number;
   prefill_tokens: number;
@@ -80,7 +82,7 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number):
 export function runBench(o: BenchOptions): BenchResult {
   const backend = createBackend(o.backend, { threads: o.threads, activations: o.activations });
   const t0 = now();
-  const model = loadModel(o.model, backend, { denseWeights: o.denseWeights });
+  const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype });
   const loadS = now() - t0;
   o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights)`);
 
@@ -123,7 +125,7 @@ export function runBench(o: BenchOptions): BenchResult {
     : perToken ? perToken.call(model) : model.weightBytes();
   const roofline = bw > 0 ? bw / bytesPerToken : 0;
   const res: BenchResult = {
-    model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
+    model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill, ttft_ms: prefillS * 1000,
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
     batched_decode_tokens_per_s: batched, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,

@@ -114,9 +114,10 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
       [16, 2, 64, 0, [45, 3], [1, 30]], [32, 2, 64, 13, [45, 3], [2, 9]], [16, 2, 24, 0, [70, 5], [3, 1]],
     ] as [number, number, number, number, number[], number[]][]) {
       const sinkVals = Float32Array.from({ length: nH }, (_, i) => [0.5, -1, 2, 0, 1, 3][i % 6]);
+      for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       const mk = (b: typeof ref | NativeBackend) => {
         const alloc = new BlockAllocator(32);
-        const cache = b.allocKv(32, 4, nKv, d);
+        const cache = b.allocKv(32, 4, nKv, d, dtype);
         const s1 = new SequenceCache(alloc, 4);
         const s2 = new SequenceCache(alloc, 4);
         let sd = 99;
@@ -130,12 +131,18 @@ for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
           const v = Float32Array.from({ length: T * nKv * d }, r);
           return b.attention(q, k, v, T, cache, batch, { nHeads: nH, nKv, headDim: d, scale: 0.2, window, sinks: sinkVals });
         };
-        return [run(lens1), run(lens2)];
+        return [run(lens1), run(lens2), cache] as const;
       };
-      const [a1, a2] = mk(be);
-      const [b1, b2] = mk(ref);
-      close(a1, b1, `attention step 1 d=${d} G=${nH / nKv} window=${window}`);
-      close(a2, b2, `attention step 2 d=${d} G=${nH / nKv} window=${window}`);
+      const [a1, a2, ca] = mk(be);
+      const [b1, b2, cb] = mk(ref);
+      const what = `attention ${dtype} d=${d} G=${nH / nKv} window=${window}`;
+      close(a1, b1, `${what} step 1`);
+      close(a2, b2, `${what} step 2`);
+      // both backends store the same bits (the 16-bit writers round alike)
+      assert.equal(ca.k.constructor, dtype === 'f32' ? Float32Array : Uint16Array, what);
+      assert.deepEqual(new Uint8Array(ca.k.buffer), new Uint8Array(cb.k.buffer), `${what}: k cache bits`);
+      assert.deepEqual(new Uint8Array(ca.v.buffer), new Uint8Array(cb.v.buffer), `${what}: v cache bits`);
+      }
     }
 
     // an e4m3 NaN code poisons its output row only, as in the reference

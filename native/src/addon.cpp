@@ -522,16 +522,63 @@ napi_value Rope(napi_env env, napi_callback_info info) {
 
 // attention(q, k, v, T, kcache, vcache, nKv, headDim, blockSize, positions, slotMapping,
 //           seqStart, seqLen, blockTables, blockTableOffsets, nHeads, scale, window, sinks|null, out)
+// float → 16-bit float bits, round to nearest even, in integer arithmetic (the same bits as
+// f32ToF16 / f32ToBf16 in src/weights/dtypes.ts, whatever the FPU's flush modes)
+static inline uint16_t f32_to_f16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const uint32_t sign = (u >> 16) & 0x8000, e = (u >> 23) & 0xff, m = u & 0x7fffff;
+  if (e == 0xff) return uint16_t(sign | 0x7c00 | (m ? 0x200 | (m >> 13) : 0));
+  const int32_t he = int32_t(e) - 112;
+  if (he >= 31) return uint16_t(sign | 0x7c00);
+  if (he >= 1) {
+    const uint32_t rem = m & 0x1fff, v = (uint32_t(he) << 10) | (m >> 13);
+    return uint16_t(sign | (v + ((rem > 0x1000 || (rem == 0x1000 && (v & 1))) ? 1 : 0)));
+  }
+  const int32_t shift = 14 - he;
+  if (e == 0 || shift > 24) return uint16_t(sign);
+  const uint32_t M = m | 0x800000, q = M >> shift, rem = M & ((1u << shift) - 1), half = 1u << (shift - 1);
+  return uint16_t(sign | (q + ((rem > half || (rem == half && (q & 1))) ? 1 : 0)));
+}
+static inline uint16_t f32_to_bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffff) > 0x7f800000) return uint16_t((u >> 16) | 0x40);
+  return uint16_t((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+// one token's k and v rows (n values) into the caches at element offset `at`
+static void write_kv(int kv_type, const float* k, const float* v, int64_t n, void* kc, void* vc, int64_t at) {
+  if (kv_type == KV_F32) {
+    std::memcpy((float*)kc + at, k, n * 4);
+    std::memcpy((float*)vc + at, v, n * 4);
+    return;
+  }
+  uint16_t* ko = (uint16_t*)kc + at;
+  uint16_t* vo = (uint16_t*)vc + at;
+  for (int64_t i = 0; i < n; i++) {
+    ko[i] = kv_type == KV_F16 ? f32_to_f16_bits(k[i]) : f32_to_bf16_bits(k[i]);
+    vo[i] = kv_type == KV_F16 ? f32_to_f16_bits(v[i]) : f32_to_bf16_bits(v[i]);
+  }
+}
+
 napi_value Attention(napi_env env, napi_callback_info info) {
   need_init();
-  Args a(env, info, 20);
+  Args a(env, info, 21, 20);
   const float* q = typed<float>(env, a.v[0], napi_float32_array, nullptr, "q");
   const float* k = typed<float>(env, a.v[1], napi_float32_array, nullptr, "k");
   const float* v = typed<float>(env, a.v[2], napi_float32_array, nullptr, "v");
   int64_t T = int64_t(num(env, a.v[3]));
-  size_t ncache;
-  float* kc = typed<float>(env, a.v[4], napi_float32_array, &ncache, "kcache");
-  float* vc = typed<float>(env, a.v[5], napi_float32_array, nullptr, "vcache");
+  // the cache's element type: "f32" (Float32Array) or "f16" / "bf16" (Uint16Array of bits)
+  const std::string dt = is_null(env, a.v[20]) ? "f32" : str(env, a.v[20]);
+  const int kv_type = dt == "f32" ? KV_F32 : dt == "f16" ? KV_F16 : dt == "bf16" ? KV_BF16 : -1;
+  if (kv_type < 0) throw Err{"attention: unknown KV cache dtype \"" + dt + "\" (expected f32, f16 or bf16)"};
+  const napi_typedarray_type cache_arr = kv_type == KV_F32 ? napi_float32_array : napi_uint16_array;
+  size_t ncache, nvcache;
+  void* kc = typed<uint8_t>(env, a.v[4], cache_arr, &ncache, "kcache");
+  void* vc = typed<uint8_t>(env, a.v[5], cache_arr, &nvcache, "vcache");
+  if (nvcache != ncache) throw Err{"attention: the k and v caches differ in size"};
+  const int64_t esz = kv_type == KV_F32 ? 4 : 2;
   int64_t nkv = int64_t(num(env, a.v[6])), d = int64_t(num(env, a.v[7])), bs = int64_t(num(env, a.v[8]));
   const int32_t* pos = typed<int32_t>(env, a.v[9], napi_int32_array, nullptr, "positions");
   const int32_t* slot = typed<int32_t>(env, a.v[10], napi_int32_array, nullptr, "slotMapping");
@@ -547,11 +594,9 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   float* out = typed<float>(env, a.v[19], napi_float32_array, nullptr, "out");
   const int64_t kvw = nkv * d;
   const int64_t nslots = int64_t(ncache) / kvw;
-  for (int64_t t = 0; t < T; t++) {
+  for (int64_t t = 0; t < T; t++)
     if (slot[t] < 0 || slot[t] >= nslots) throw Err{"attention: slot out of range"};
-    std::memcpy(kc + slot[t] * kvw, k + t * kvw, kvw * 4);
-    std::memcpy(vc + slot[t] * kvw, v + t * kvw, kvw * 4);
-  }
+  for (int64_t t = 0; t < T; t++) write_kv(kv_type, k + t * kvw, v + t * kvw, kvw, kc, vc, slot[t] * kvw);
   // token → sequence
   std::vector<int32_t> seq_of(T);
   for (size_t s = 0; s < nseq; s++)
@@ -578,7 +623,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
       ps += take;
     }
     const int64_t h0 = kh * group;
-    K->attend_group(q + (t * nh + h0) * d, kc + kh * d, vc + kh * d, slots.data(), n, kvw, d, scale,
+    K->attend_group(q + (t * nh + h0) * d, (const uint8_t*)kc + kh * d * esz, (const uint8_t*)vc + kh * d * esz, kv_type, slots.data(), n, kvw, d, scale,
                     sinks ? sinks + h0 : nullptr, group, sc.data(), out + (t * nh + h0) * d);
   });
   return undefined(env);

@@ -6,6 +6,8 @@
 
 namespace tessera {
 
+// KV cache element types (KvDtype in backend.ts)
+enum KvType : int { KV_F32 = 0, KV_F16 = 1, KV_BF16 = 2 };
 enum WeightFormat : int { FMT_F32 = 0, FMT_BF16 = 1, FMT_MXFP4 = 2, FMT_INT8 = 3, FMT_FP8 = 4, FMT_NVFP4 = 5 };
 
 // A weight matrix [rows, cols] as stored (rows = outputs, cols = inputs).
@@ -71,7 +73,8 @@ struct KernelTable {
                       int64_t y_stride, int64_t r0, int64_t r1);
   // attention of one token for the G query heads of one KV head: scores over `n` cached keys
   // gathered through `slots`; q/out are [G, d], sinks G values or null, scratch G·n floats
-  void (*attend_group)(const float* q, const float* kc, const float* vc, const int32_t* slots, int64_t n,
+  // (kc / vc: the layer's cache at the KV head's first value, elements of kv_type)
+  void (*attend_group)(const float* q, const void* kc, const void* vc, int kv_type, const int32_t* slots, int64_t n,
                        int64_t kv_stride, int64_t d, float scale, const float* sinks, int64_t G, float* scratch,
                        float* out);
   // y[t, r] for rows [r0, r1) from q8 activations `xq` (token stride q8_token_bytes); MXFP4 / INT8 only

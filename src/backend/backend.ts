@@ -38,14 +38,28 @@ export interface AttentionMeta {
   slotMapping: Int32Array;
 }
 
+/**
+ * Element type of the KV cache: f32 (exact, the default), or 16-bit floats (half the memory
+ * and half the bytes read per decoded token at depth; values rounded to nearest even on write,
+ * math in f32 after the read, as llama.cpp's f16 cache).
+ */
+export type KvDtype = 'f32' | 'f16' | 'bf16';
+
+/** bytes of one cached k or v value */
+export function kvDtypeBytes(dtype: KvDtype): number {
+  return dtype === 'f32' ? 4 : 2;
+}
+
 /** K and V storage of one attention layer: [numBlocks·blockSize, nKv, headDim] each. */
 export interface KvLayerCache {
   numBlocks: number;
   blockSize: number;
   nKv: number;
   headDim: number;
-  k: Float32Array;
-  v: Float32Array;
+  dtype: KvDtype;
+  /** f32 values, or the bits of f16 / bf16 values */
+  k: Float32Array | Uint16Array;
+  v: Float32Array | Uint16Array;
 }
 
 export interface AttentionOptions {
@@ -107,8 +121,8 @@ export interface Backend {
   rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array;
   /** rotate [T, nHeads, headDim] in place at the given positions */
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, rope: RopeSpec): void;
-  /** allocate one attention layer's paged K/V storage */
-  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number): KvLayerCache;
+  /** allocate one attention layer's paged K/V storage (f32 unless `dtype` says otherwise) */
+  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number, dtype?: KvDtype): KvLayerCache;
   /**
    * Write this step's k/v [T, nKv·headDim] into the cache at `meta.slotMapping`, then attend
    * every query [T, nHeads·headDim] over its sequence's cached keys (causal, windowed, sinks).

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type {
-  AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
+  AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
@@ -149,8 +149,8 @@ export class NativeBackend implements Backend {
     this.a.rope(x, T, nHeads, headDim, positions, rope.invFreq, rope.concentration, rope.rotaryDim);
   }
 
-  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number): KvLayerCache {
-    return this.ref.allocKv(numBlocks, blockSize, nKv, headDim);
+  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number, dtype: KvDtype = 'f32'): KvLayerCache {
+    return this.ref.allocKv(numBlocks, blockSize, nKv, headDim, dtype);
   }
 
   attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, cache: KvLayerCache,
@@ -170,7 +170,7 @@ export class NativeBackend implements Backend {
     meta.seqs.forEach((s, i) => tables.set(s.blockTable, offs[i]));
     const out = new Float32Array(T * o.nHeads * o.headDim);
     this.a.attention(q, k, v, T, cache.k, cache.v, o.nKv, o.headDim, cache.blockSize, meta.positions,
-      meta.slotMapping, starts, lens, tables, offs, o.nHeads, o.scale, o.window, o.sinks, out);
+      meta.slotMapping, starts, lens, tables, offs, o.nHeads, o.scale, o.window, o.sinks, out, cache.dtype);
     return out;
   }
 

@@ -3,13 +3,14 @@
  * arithmetic accumulates in f64), weights decoded row by row from their stored formats.
  * It is the oracle for the native kernels and the fallback where the addon is absent.
  */
-import { E2M1_VALUES, bf16ToF32, fp8e4m3ToF32 } from '../weights/dtypes.js';
+import { E2M1_VALUES, bf16DecodeTable, bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16, fp8e4m3ToF32 } from '../weights/dtypes.js';
 import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
-  AttentionMeta, AttentionOptions, Backend, ExpertBank, KvLayerCache, RopeSpec, Routing,
+  AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import * as mamba from './reference-mamba.js';
+import { InputError } from '../util/errors.js';
 
 /** e4m3 byte → value, as a table (FP8 weights and NVFP4 block scales) */
 const E4M3 = Float32Array.from({ length: 256 }, (_, b) => fp8e4m3ToF32(b));
@@ -142,20 +143,35 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number): KvLayerCache {
+  allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number, dtype: KvDtype = 'f32'): KvLayerCache {
+    if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new InputError(`KV cache dtype: expected f32, f16 or bf16, got "${dtype}"`);
     const n = numBlocks * blockSize * nKv * headDim;
-    return { numBlocks, blockSize, nKv, headDim, k: new Float32Array(n), v: new Float32Array(n) };
+    const arr = () => (dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n));
+    return { numBlocks, blockSize, nKv, headDim, dtype, k: arr(), v: arr() };
   }
 
   attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, cache: KvLayerCache,
     meta: AttentionMeta, o: AttentionOptions): Float32Array {
     const { nHeads, nKv, headDim: d } = o;
     const kvw = nKv * d;
+    const enc = cache.dtype === 'f16' ? f32ToF16 : f32ToBf16;
     for (let t = 0; t < T; t++) {
       const slot = meta.slotMapping[t];
-      cache.k.set(k.subarray(t * kvw, (t + 1) * kvw), slot * kvw);
-      cache.v.set(v.subarray(t * kvw, (t + 1) * kvw), slot * kvw);
+      if (cache.dtype === 'f32') {
+        cache.k.set(k.subarray(t * kvw, (t + 1) * kvw), slot * kvw);
+        cache.v.set(v.subarray(t * kvw, (t + 1) * kvw), slot * kvw);
+      } else {
+        for (let c = 0; c < kvw; c++) {
+          cache.k[slot * kvw + c] = enc(k[t * kvw + c]);
+          cache.v[slot * kvw + c] = enc(v[t * kvw + c]);
+        }
+      }
     }
+    // the cached values as f32: the arrays themselves, or 16-bit codes through a decode table
+    const table = cache.dtype === 'f32' ? null : cache.dtype === 'f16' ? f16DecodeTable() : bf16DecodeTable();
+    const kc = cache.k, vc = cache.v;
+    const K = table ? (i: number) => table[kc[i]] : (i: number) => kc[i];
+    const V = table ? (i: number) => table[vc[i]] : (i: number) => vc[i];
     const out = new Float32Array(T * nHeads * d);
     const group = nHeads / nKv;
     const bs = cache.blockSize;
@@ -182,7 +198,7 @@ export class ReferenceBackend implements Backend {
           for (let j = 0; j < n; j++) {
             const ko = slots[j] * kvw + kh * d;
             let dot = 0;
-            for (let c = 0; c < d; c++) dot += q[qo + c] * cache.k[ko + c];
+            for (let c = 0; c < d; c++) dot += q[qo + c] * K(ko + c);
             const sc = Math.fround(dot * o.scale);
             scores[j] = sc;
             if (sc > max) max = sc;
@@ -197,7 +213,7 @@ export class ReferenceBackend implements Backend {
           for (let j = 0; j < n; j++) {
             const pr = scores[j] / sum;
             const vo = slots[j] * kvw + kh * d;
-            for (let c = 0; c < d; c++) out[oo + c] += pr * cache.v[vo + c];
+            for (let c = 0; c < d; c++) out[oo + c] += pr * V(vo + c);
           }
         }
       }

@@ -37,6 +37,12 @@ export function checkDenseWeights(v: string | undefined): 'bf16' | 'int8' {
   throw new InputError(`--dense-weights: expected bf16 or int8, got "${v}"`);
 }
 
+/** --kv-cache-dtype: f32 (exact), f16 or bf16 */
+export function checkKvCacheDtype(v: string | undefined): 'f32' | 'f16' | 'bf16' {
+  if (v === undefined || v === 'f32' || v === 'f16' || v === 'bf16') return v ?? 'f32';
+  throw new InputError(`--kv-cache-dtype: expected f32, f16 or bf16, got "${v}"`);
+}
+
 /** --activations: f32 (exact) or int8 (q8) */
 export function checkActivations(v: string | undefined): 'f32' | 'int8' {
   if (v === undefined || v === 'f32' || v === 'int8') return v ?? 'f32';

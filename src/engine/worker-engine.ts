@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { AsyncQueue } from './async-queue.js';
 import type { EngineClient, GenerateInput, ModelInfo } from './client.js';
 import type { EngineSettings } from './config.js';
+import type { KvDtype } from '../backend/backend.js';
 import type { EngineStats, RequestOutput } from './engine.js';
 import { TesseraError } from '../util/errors.js';
 
@@ -16,6 +17,8 @@ export interface WorkerEngineOptions extends EngineSettings {
   backend?: 'auto' | 'native' | 'reference';
   threads?: number;
   denseWeights?: 'bf16' | 'int8';
+  /** KV cache elements: f32 (exact, default), f16 or bf16 */
+  kvCacheDtype?: KvDtype;
   /** activation precision of the quantised matmuls (native backend): f32 (exact) or int8 */
   activations?: 'f32' | 'int8';
 }

@@ -2,7 +2,7 @@
  * Grouped-query self-attention with no positional encoding (Nemotron-H `*` blocks, NOTES.md §6):
  * q, k, v projections, causal softmax(q·kᵀ/√head_dim) over the paged KV cache, o_proj.
  */
-import type { AttentionMeta, Backend, KvLayerCache } from '../backend/backend.js';
+import type { AttentionMeta, Backend, KvDtype, KvLayerCache } from '../backend/backend.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
 import { loadLinear, loadVector } from '../weights/linear-weight.js';
@@ -34,8 +34,8 @@ export class GqaAttention {
       loadLinear(ckpt, `${p}.o_proj`, hidden, q), b('o_proj', hidden));
   }
 
-  allocKv(be: Backend, numBlocks: number, blockSize: number): KvLayerCache {
-    return be.allocKv(numBlocks, blockSize, this.cfg.nKv, this.cfg.headDim);
+  allocKv(be: Backend, numBlocks: number, blockSize: number, dtype: KvDtype = 'f32'): KvLayerCache {
+    return be.allocKv(numBlocks, blockSize, this.cfg.nKv, this.cfg.headDim, dtype);
   }
 
   forward(be: Backend, h: Float32Array, T: number, kv: KvLayerCache, meta: AttentionMeta): Float32Array {

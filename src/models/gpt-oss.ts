@@ -7,7 +7,7 @@
  *               x += Σ_topk softmax(g_sel)·Expert(RMSNorm(x))   clamped SwiGLU, MXFP4 weights
  *   logits = W_lm · RMSNorm(x)
  */
-import type { Backend, ExpertBank, KvLayerCache, RopeSpec } from '../backend/backend.js';
+import { type Backend, type ExpertBank, type KvDtype, type KvLayerCache, type RopeSpec, kvDtypeBytes } from '../backend/backend.js';
 import { BlockAllocator } from '../cache/block-allocator.js';
 import { SequenceCache } from '../cache/sequence-cache.js';
 import { yarnRope, plainRope } from '../layers/rope.js';
@@ -123,11 +123,11 @@ class GptOssCache implements ModelCache {
   readonly windowPool?: BlockAllocator;
   readonly layers: KvLayerCache[];
   constructor(backend: Backend, private readonly cfg: GptOssConfig, readonly numBlocks: number, readonly blockSize: number,
-    numWindowBlocks: number) {
+    numWindowBlocks: number, dtype: KvDtype) {
     this.allocator = new BlockAllocator(numBlocks);
     const windowed = cfg.sliding.some((s) => s);
     if (windowed) this.windowPool = new BlockAllocator(numWindowBlocks);
-    this.layers = cfg.sliding.map((s) => backend.allocKv(s ? numWindowBlocks : numBlocks, blockSize, cfg.nKv, cfg.headDim));
+    this.layers = cfg.sliding.map((s) => backend.allocKv(s ? numWindowBlocks : numBlocks, blockSize, cfg.nKv, cfg.headDim, dtype));
   }
   newSequence(): SequenceCache {
     const window = this.windowPool ? { pool: this.windowPool, size: this.cfg.slidingWindow } : undefined;
@@ -152,6 +152,7 @@ export class GptOssModel implements CausalLM {
     private readonly layers: Layer[],
     private readonly finalNorm: Float32Array,
     private readonly lmHead: QMatrix,
+    readonly kvCacheDtype: KvDtype,
   ) {
     this.vocabSize = config.vocabSize;
     this.maxContext = config.maxPositions;
@@ -204,11 +205,12 @@ export class GptOssModel implements CausalLM {
       layers,
       vec('model.norm.weight', H),
       dense('lm_head.weight', [V, H]),
+      opts.kvCacheDtype ?? 'f32',
     );
   }
 
   createCache(opts: CacheShape): ModelCache {
-    return new GptOssCache(this.backend, this.config, opts.numBlocks, opts.blockSize, opts.numWindowBlocks ?? opts.numBlocks);
+    return new GptOssCache(this.backend, this.config, opts.numBlocks, opts.blockSize, opts.numWindowBlocks ?? opts.numBlocks, this.kvCacheDtype);
   }
 
   weightBytes(): number {
@@ -220,17 +222,17 @@ export class GptOssModel implements CausalLM {
     return n;
   }
 
-  /** Bytes of full-attention KV cache per token: those layers keep f32 k and v of every token. */
+  /** Bytes of full-attention KV cache per token: those layers keep k and v of every token. */
   kvBytesPerToken(): number {
     const c = this.config;
-    return c.sliding.filter((s) => !s).length * 2 * c.nKv * c.headDim * 4;
+    return c.sliding.filter((s) => !s).length * 2 * c.nKv * c.headDim * kvDtypeBytes(this.kvCacheDtype);
   }
 
   /** The sliding-window layers' pool: bytes per token there, and the window that bounds its use. */
   slidingWindowKv(): { window: number; bytesPerToken: number } | null {
     const c = this.config;
     const n = c.sliding.filter((s) => s).length;
-    return n === 0 ? null : { window: c.slidingWindow, bytesPerToken: n * 2 * c.nKv * c.headDim * 4 };
+    return n === 0 ? null : { window: c.slidingWindow, bytesPerToken: n * 2 * c.nKv * c.headDim * kvDtypeBytes(this.kvCacheDtype) };
   }
 
   /** Weight bytes one decoded token reads: attention, router, top-k experts, the unembedding. */

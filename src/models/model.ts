@@ -2,7 +2,7 @@
  * What every model definition offers the engine. A model composes Backend ops over a packed
  * batch; it never sees scheduling, only the per-step batch layout (ForwardBatch).
  */
-import type { AttentionMeta, Backend } from '../backend/backend.js';
+import type { AttentionMeta, Backend, KvDtype } from '../backend/backend.js';
 import type { BlockAllocator } from '../cache/block-allocator.js';
 import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
@@ -76,4 +76,6 @@ export interface CacheShape {
 export interface LoadOptions {
   /** keep dense weights as stored (exact), or re-quantise them to int8 (≈ q8_0 bytes, not exact) */
   denseWeights?: 'bf16' | 'int8';
+  /** element type of the KV cache: f32 (exact, default), or f16 / bf16 (half the memory) */
+  kvCacheDtype?: KvDtype;
 }

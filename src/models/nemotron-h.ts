@@ -8,7 +8,7 @@
  * The cache holds paged KV for attention blocks and one recurrent-state slot per sequence for
  * the Mamba blocks; `mtp.*` weights (Super) form a separate draft head for speculative decoding.
  */
-import type { Backend, KvLayerCache, MambaLayerState, StateMeta } from '../backend/backend.js';
+import type { Backend, KvDtype, KvLayerCache, MambaLayerState, StateMeta } from '../backend/backend.js';
 import { BlockAllocator } from '../cache/block-allocator.js';
 import { RecurrentSnapshot, RecurrentStateStore } from '../cache/recurrent-state.js';
 import { SequenceCache } from '../cache/sequence-cache.js';
@@ -38,7 +38,7 @@ export class NemotronHCache implements ModelCache {
   constructor(model: NemotronHModel, readonly numBlocks: number, readonly blockSize: number, maxSeqs: number) {
     const be = model.backend;
     this.allocator = new BlockAllocator(numBlocks);
-    const kvFor = (b: HybridBlock) => (b.mixer instanceof GqaAttention ? b.mixer.allocKv(be, numBlocks, blockSize) : null);
+    const kvFor = (b: HybridBlock) => (b.mixer instanceof GqaAttention ? b.mixer.allocKv(be, numBlocks, blockSize, model.kvCacheDtype) : null);
     this.kv = model.blocks.map(kvFor);
     this.mamba = model.blocks.map((b) => (b.mixer instanceof Mamba2Mixer ? b.mixer.allocState(be, maxSeqs) : null));
     this.mtpKv = model.mtp ? model.mtp.blocks.map(kvFor) : [];
@@ -133,6 +133,7 @@ export class NemotronHModel implements CausalLM {
     private readonly finalNorm: Float32Array,
     readonly lmHead: QMatrix,
     readonly mtp: MtpHead | null,
+    readonly kvCacheDtype: KvDtype,
   ) {
     this.vocabSize = config.vocabSize;
     this.maxContext = config.maxPositions;
@@ -145,7 +146,7 @@ export class NemotronHModel implements CausalLM {
     return this.mtp !== null;
   }
 
-  static load(ckpt: Checkpoint, backend: Backend, _opts: LoadOptions = {}): NemotronHModel {
+  static load(ckpt: Checkpoint, backend: Backend, opts: LoadOptions = {}): NemotronHModel {
     const cfg = parseNemotronHConfig(new ConfigReader(ckpt.config, ckpt.configPath));
     const H = cfg.hidden;
     const V = cfg.vocabSize;
@@ -156,7 +157,8 @@ export class NemotronHModel implements CausalLM {
     const blocks = cfg.layers.map((k, i) => loadBlock(ckpt, `backbone.layers.${i}`, k, cfg));
     const lmHead = cfg.tieEmbeddings && !ckpt.has('lm_head.weight') ? embedding : loadLinear(ckpt, 'lm_head', V, H);
     const mtp = cfg.mtp && ckpt.has('mtp.layers.0.eh_proj.weight') ? MtpHead.load(ckpt, cfg) : null;
-    return new NemotronHModel(backend, cfg, embedding, blocks, loadVector(ckpt, 'backbone.norm_f.weight', [H]), lmHead, mtp);
+    return new NemotronHModel(backend, cfg, embedding, blocks, loadVector(ckpt, 'backbone.norm_f.weight', [H]), lmHead, mtp,
+      opts.kvCacheDtype ?? 'f32');
   }
 
   createCache(opts: { numBlocks: number; blockSize: number; maxSeqs?: number }): NemotronHCache {

@@ -40,6 +40,53 @@ export function f16ToF32(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/**
+ * float → IEEE half bits, round to nearest even: overflow to ±inf, half subnormals kept, NaN
+ * quiet with its top payload bits (what F16C's vcvtps2ph gives). The native KV writer does the
+ * same integer arithmetic, so both backends store the same bits.
+ */
+export function f32ToF16(x: number): number {
+  f32Scratch[0] = x;
+  const u = u32Scratch[0];
+  const sign = (u >>> 16) & 0x8000;
+  const e = (u >>> 23) & 0xff;
+  const m = u & 0x7fffff;
+  if (e === 0xff) return sign | 0x7c00 | (m ? 0x200 | (m >>> 13) : 0);
+  const he = e - 112; // the half exponent field: e − 127 + 15
+  if (he >= 31) return sign | 0x7c00;
+  if (he >= 1) {
+    const rem = m & 0x1fff;
+    const v = (he << 10) | (m >>> 13);
+    // a carry out of the mantissa steps the exponent (65520 and up become inf)
+    return sign | (v + (rem > 0x1000 || (rem === 0x1000 && (v & 1)) ? 1 : 0));
+  }
+  // half subnormal (units of 2^-24); f32 subnormals and anything below 2^-25 round to ±0
+  const shift = 14 - he; // 14..
+  if (e === 0 || shift > 24) return sign;
+  const M = m | 0x800000;
+  const q = M >>> shift;
+  const rem = M & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  return sign | (q + (rem > half || (rem === half && (q & 1)) ? 1 : 0));
+}
+
+/** 65536-entry decode tables (KV caches of 16-bit floats are read through these). */
+let f16Table: Float32Array | null = null;
+let bf16Table: Float32Array | null = null;
+export function f16DecodeTable(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
+  }
+  return f16Table;
+}
+export function bf16DecodeTable(): Float32Array {
+  if (!bf16Table) {
+    bf16Table = new Float32Array(new Uint32Array(65536).map((_, h) => h << 16).buffer);
+  }
+  return bf16Table;
+}
+
 /** OCP FP8 e4m3fn (bias 7, no infinities, S.1111.111 = NaN). */
 export function fp8e4m3ToF32(b: number): number {
   const s = b & 0x80 ? -1 : 1;

@@ -1,7 +1,7 @@
 /** `tessera bench`: throughput, latency, memory and roofline figures for one checkpoint. */
 import type { Command } from 'commander';
 import { runBench } from '../../../bench/model-bench.js';
-import { checkActivations, checkDenseWeights, parseIntArg } from '../args.js';
+import { checkActivations, checkDenseWeights, checkKvCacheDtype, parseIntArg } from '../args.js';
 
 export function register(program: Command): void {
   program.command('bench')
@@ -16,16 +16,18 @@ export function register(program: Command): void {
     .option('--batched-steps <n>', 'decode steps per batched run', parseIntArg('--batched-steps', 1), 16)
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
+    .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
     .option('--json', 'print one JSON object')
     .action((o) => {
       const denseWeights = checkDenseWeights(o.denseWeights);
       const activations = checkActivations(o.activations);
+      const kvCacheDtype = checkKvCacheDtype(o.kvCacheDtype);
       const log = o.json ? (l: string) => process.stderr.write(l + '\n') : (l: string) => process.stdout.write(l + '\n');
       const res = runBench({
         model: o.model, backend: o.backend, threads: o.threads, promptTokens: o.promptTokens,
         decodeTokens: o.decodeTokens, depth: o.depth,
         batchSizes: String(o.batch).split(',').map((s: string) => parseIntArg('--batch', 1)(s)),
-        batchedSteps: o.batchedSteps, log, denseWeights, activations,
+        batchedSteps: o.batchedSteps, log, denseWeights, activations, kvCacheDtype,
       });
       if (o.json) process.stdout.write(JSON.stringify(res) + '\n');
     });

@@ -8,7 +8,7 @@ import * as readline from 'node:readline';
 import type { Command } from 'commander';
 import { Tessera } from '../../api/tessera.js';
 import { InputError, TesseraError } from '../../util/errors.js';
-import { parseIntArg, checkActivations, checkDenseWeights } from '../args.js';
+import { parseIntArg, checkActivations, checkDenseWeights, checkKvCacheDtype } from '../args.js';
 
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
@@ -26,6 +26,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'native threads', parseIntArg('--threads', 1))
     .option('--dense-weights <fmt>', 'bf16 (as stored) or int8 (re-quantised)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations, as llama.cpp)', 'f32')
+    .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
     .action(async (o) => {
       if (!['low', 'medium', 'high'].includes(o.effort)) throw new InputError(`--effort: expected low, medium or high, got "${o.effort}"`);
       const color = process.stdout.isTTY === true;
@@ -34,6 +35,7 @@ export function register(program: Command): void {
       const t = await Tessera.load(o.model, {
         backend: o.backend, threads: o.threads, maxNumSeqs: 1,
         denseWeights: checkDenseWeights(o.denseWeights), activations: checkActivations(o.activations),
+        kvCacheDtype: checkKvCacheDtype(o.kvCacheDtype),
       });
       process.stderr.write(dim(`ready. ${HELP}\n`));
       let effort: string = o.effort;

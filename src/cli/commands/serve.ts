@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Tessera } from '../../api/tessera.js';
 import { buildServer } from '../../server/app.js';
 import { InputError } from '../../util/errors.js';
-import { checkActivations, checkDenseWeights, parseIntArg } from '../args.js';
+import { checkActivations, checkDenseWeights, checkKvCacheDtype, parseIntArg } from '../args.js';
 import { parseByteSize } from './sizes.js';
 
 export function register(program: Command): void {
@@ -23,9 +23,11 @@ export function register(program: Command): void {
     .option('--threads <n>', 'native threads (default: physical cores)', parseIntArg('--threads', 1))
     .option('--dense-weights <fmt>', 'bf16 (as stored) or int8 (re-quantised)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
+    .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
     .action(async (o) => {
       const t = await Tessera.load(o.model, {
         backend: o.backend, threads: o.threads, denseWeights: checkDenseWeights(o.denseWeights), activations: checkActivations(o.activations), modelName: o.servedModelName,
+        kvCacheDtype: checkKvCacheDtype(o.kvCacheDtype),
         maxNumSeqs: o.maxNumSeqs, maxModelLen: o.maxModelLen, maxBatchedTokens: o.maxNumBatchedTokens,
         kvCacheBytes: o.kvCacheSize === undefined ? undefined : parseByteSize(o.kvCacheSize, '--kv-cache-size'),
         prefixCaching: o.prefixCaching,
