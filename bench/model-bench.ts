@@ -1,9 +1,11 @@
 /**
  * `tessera bench --model DIR`: prefill, decode (at depth 0 and 4096), batched decode, time to
  * first token, load time, peak RSS and the decode roofline, on one checkpoint (real shapes,
- * synthetic weights). Depth is set by filling the KV cache positions without computing them:
- * attention reads the same number of keys either way, so decode at depth costs what it would.
+ * synthetic weights). Depth is set by filling the KV cache positions with stand-in values
+ * rather than computing them: attention reads the same number of keys either way, so decode at
+ * depth costs what it would.
  */
+import type { KvLayerCache } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
@@ -11,6 +13,7 @@ import { argmax } from '../src/engine/runner.js';
 import { GptOssModel } from '../src/models/gpt-oss.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
+import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
 
 export interface BenchOptions {
   model: string;
@@ -57,6 +60,20 @@ function randomIds(n: number, V: number, seed: number): number[] {
 
 const now = () => performance.now() / 1000;
 
+/**
+ * Stand-in keys and values for the positions placed at depth: written, so that attention
+ * reads them from memory as it would after a real prefill (never-written pages all map to the
+ * kernel's one zero page and read from cache, which made decode at depth look cheaper).
+ */
+function fillKv(layers: KvLayerCache[]): void {
+  let s = 12345;
+  const rnd = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) - 0.5;
+  for (const L of layers) {
+    const enc = L.dtype === 'f16' ? f32ToF16 : L.dtype === 'bf16' ? f32ToBf16 : null;
+    for (const a of [L.k, L.v]) for (let i = 0; i < a.length; i++) a[i] = enc ? enc(rnd()) : rnd();
+  }
+}
+
 function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number): number {
   const cache = model.createCache({ numBlocks: seqs * (Math.ceil((depth + steps + 1) / 16) + 1), blockSize: 16, maxSeqs: seqs });
   const caches = Array.from({ length: seqs }, () => cache.newSequence());
@@ -67,6 +84,7 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number):
     // recurrent models: accept the (zero) state as the state at that depth
     (cache as Partial<{ assumeState(s: typeof c): void }>).assumeState?.(c);
   }
+  if (depth > 0) fillKv(cache.kvLayers());
   let next = caches.map((_, i) => [randomIds(1, model.vocabSize, 7 + i)[0]]);
   let t0 = 0;
   for (let s = 0; s <= steps; s++) {

@@ -28,6 +28,7 @@ export class ReplayModel implements CausalLM {
       blockSize: opts.blockSize, numBlocks: opts.numBlocks,
       newSequence: () => new SequenceCache(alloc, opts.blockSize),
       freeBlocks: () => alloc.numFree,
+      kvLayers: () => [],
     };
   }
 

@@ -547,7 +547,7 @@ static inline uint16_t f32_to_bf16_bits(float x) {
   return uint16_t((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
-// one token's k and v rows (n values) into the caches at element offset `at`
+// one KV head's k and v rows (n values) into the caches at element offset `at`
 static void write_kv(int kv_type, const float* k, const float* v, int64_t n, void* kc, void* vc, int64_t at) {
   if (kv_type == KV_F32) {
     std::memcpy((float*)kc + at, k, n * 4);
@@ -578,14 +578,14 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   void* kc = typed<uint8_t>(env, a.v[4], cache_arr, &ncache, "kcache");
   void* vc = typed<uint8_t>(env, a.v[5], cache_arr, &nvcache, "vcache");
   if (nvcache != ncache) throw Err{"attention: the k and v caches differ in size"};
-  const int64_t esz = kv_type == KV_F32 ? 4 : 2;
   int64_t nkv = int64_t(num(env, a.v[6])), d = int64_t(num(env, a.v[7])), bs = int64_t(num(env, a.v[8]));
   const int32_t* pos = typed<int32_t>(env, a.v[9], napi_int32_array, nullptr, "positions");
   const int32_t* slot = typed<int32_t>(env, a.v[10], napi_int32_array, nullptr, "slotMapping");
   size_t nseq;
   const int32_t* qs = typed<int32_t>(env, a.v[11], napi_int32_array, &nseq, "seqStart");
   const int32_t* ql = typed<int32_t>(env, a.v[12], napi_int32_array, nullptr, "seqLen");
-  const int32_t* bt = typed<int32_t>(env, a.v[13], napi_int32_array, nullptr, "blockTables");
+  size_t nbt;
+  const int32_t* bt = typed<int32_t>(env, a.v[13], napi_int32_array, &nbt, "blockTables");
   const int32_t* bto = typed<int32_t>(env, a.v[14], napi_int32_array, nullptr, "blockTableOffsets");
   int64_t nh = int64_t(num(env, a.v[15]));
   float scale = float(num(env, a.v[16]));
@@ -594,9 +594,25 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   float* out = typed<float>(env, a.v[19], napi_float32_array, nullptr, "out");
   const int64_t kvw = nkv * d;
   const int64_t nslots = int64_t(ncache) / kvw;
+  if (int64_t(ncache) % (bs * kvw)) throw Err{"attention: the cache is not a whole number of blocks"};
+  // every block a query reads (a sliding window's table holds -1 for blocks behind it)
+  for (size_t sq = 0; sq < nseq; sq++) {
+    if (ql[sq] <= 0) continue;
+    const int64_t p0 = pos[qs[sq]], p1 = pos[qs[sq] + ql[sq] - 1];
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, p0 - window + 1) : 0;
+    for (int64_t b = lo / bs; b <= p1 / bs; b++) {
+      const int64_t i = bto[sq] + b;
+      if (i >= int64_t(nbt) || bt[i] < 0 || bt[i] >= nslots / bs) throw Err{"attention: block id out of range"};
+    }
+  }
   for (int64_t t = 0; t < T; t++)
     if (slot[t] < 0 || slot[t] >= nslots) throw Err{"attention: slot out of range"};
-  for (int64_t t = 0; t < T; t++) write_kv(kv_type, k + t * kvw, v + t * kvw, kvw, kc, vc, slot[t] * kvw);
+  // the cache is [block][kv head][offset in block][d] (backend.ts, kvOffset): row (block·nkv + kh)·bs + offset
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t h = 0; h < nkv; h++) {
+      const int64_t row = (slot[t] / bs * nkv + h) * bs + slot[t] % bs;
+      write_kv(kv_type, k + t * kvw + h * d, v + t * kvw + h * d, d, kc, vc, row * d);
+    }
   // token → sequence
   std::vector<int32_t> seq_of(T);
   for (size_t s = 0; s < nseq; s++)
@@ -614,16 +630,16 @@ napi_value Attention(napi_env env, napi_callback_info info) {
     if (int64_t(sc.size()) < group * n) sc.resize(group * n);
     if (int64_t(slots.size()) < n) slots.resize(n);
     const int32_t* table = bt + bto[s];
-    // block by block (no division per key)
+    // the key rows of this KV head, block by block (no division per key)
     for (int64_t j = 0, ps = lo; j < n;) {
       const int64_t blk = ps / bs, off = ps % bs, take = std::min<int64_t>(bs - off, n - j);
-      const int32_t base = int32_t(table[blk] * bs + off);
+      const int32_t base = int32_t((table[blk] * nkv + kh) * bs + off);
       for (int64_t i = 0; i < take; i++) slots[j + i] = base + int32_t(i);
       j += take;
       ps += take;
     }
     const int64_t h0 = kh * group;
-    K->attend_group(q + (t * nh + h0) * d, (const uint8_t*)kc + kh * d * esz, (const uint8_t*)vc + kh * d * esz, kv_type, slots.data(), n, kvw, d, scale,
+    K->attend_group(q + (t * nh + h0) * d, kc, vc, kv_type, slots.data(), n, d, d, scale,
                     sinks ? sinks + h0 : nullptr, group, sc.data(), out + (t * nh + h0) * d);
   });
   return undefined(env);

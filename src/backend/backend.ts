@@ -45,12 +45,24 @@ export interface AttentionMeta {
  */
 export type KvDtype = 'f32' | 'f16' | 'bf16';
 
+/** element offset of the row of `head` for cache slot `slot` (block·blockSize + offset) */
+export function kvOffset(cache: KvLayerCache, slot: number, head: number): number {
+  const bs = cache.blockSize;
+  const block = Math.floor(slot / bs);
+  return ((block * cache.nKv + head) * bs + (slot - block * bs)) * cache.headDim;
+}
+
 /** bytes of one cached k or v value */
 export function kvDtypeBytes(dtype: KvDtype): number {
   return dtype === 'f32' ? 4 : 2;
 }
 
-/** K and V storage of one attention layer: [numBlocks·blockSize, nKv, headDim] each. */
+/**
+ * K and V storage of one attention layer: [numBlocks, nKv, blockSize, headDim] each. Within a
+ * block each KV head's rows are contiguous, so one head's keys stream in runs of a block
+ * (token-major rows, 1–2 KB apart, left decode attention waiting on memory latency). The
+ * element of (slot, head, c) is at kvOffset(slot, head) + c.
+ */
 export interface KvLayerCache {
   numBlocks: number;
   blockSize: number;

@@ -8,6 +8,7 @@ import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
+import { kvOffset } from './backend.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import * as mamba from './reference-mamba.js';
 import { InputError } from '../util/errors.js';
@@ -156,14 +157,16 @@ export class ReferenceBackend implements Backend {
     const kvw = nKv * d;
     const enc = cache.dtype === 'f16' ? f32ToF16 : f32ToBf16;
     for (let t = 0; t < T; t++) {
-      const slot = meta.slotMapping[t];
-      if (cache.dtype === 'f32') {
-        cache.k.set(k.subarray(t * kvw, (t + 1) * kvw), slot * kvw);
-        cache.v.set(v.subarray(t * kvw, (t + 1) * kvw), slot * kvw);
-      } else {
-        for (let c = 0; c < kvw; c++) {
-          cache.k[slot * kvw + c] = enc(k[t * kvw + c]);
-          cache.v[slot * kvw + c] = enc(v[t * kvw + c]);
+      for (let h = 0; h < nKv; h++) {
+        const at = kvOffset(cache, meta.slotMapping[t], h), from = t * kvw + h * d;
+        if (cache.dtype === 'f32') {
+          cache.k.set(k.subarray(from, from + d), at);
+          cache.v.set(v.subarray(from, from + d), at);
+        } else {
+          for (let c = 0; c < d; c++) {
+            cache.k[at + c] = enc(k[from + c]);
+            cache.v[at + c] = enc(v[from + c]);
+          }
         }
       }
     }
@@ -196,7 +199,7 @@ export class ReferenceBackend implements Backend {
           const qo = (t * nHeads + h) * d;
           let max = o.sinks ? o.sinks[h] : -Infinity;
           for (let j = 0; j < n; j++) {
-            const ko = slots[j] * kvw + kh * d;
+            const ko = kvOffset(cache, slots[j], kh);
             let dot = 0;
             for (let c = 0; c < d; c++) dot += q[qo + c] * K(ko + c);
             const sc = Math.fround(dot * o.scale);
@@ -212,7 +215,7 @@ export class ReferenceBackend implements Backend {
           const oo = (t * nHeads + h) * d;
           for (let j = 0; j < n; j++) {
             const pr = scores[j] / sum;
-            const vo = slots[j] * kvw + kh * d;
+            const vo = kvOffset(cache, slots[j], kh);
             for (let c = 0; c < d; c++) out[oo + c] += pr * V(vo + c);
           }
         }

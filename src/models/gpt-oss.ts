@@ -136,6 +136,9 @@ class GptOssCache implements ModelCache {
   freeBlocks(): number {
     return this.allocator.numFree;
   }
+  kvLayers(): KvLayerCache[] {
+    return this.layers;
+  }
 }
 
 export class GptOssModel implements CausalLM {

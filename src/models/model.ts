@@ -2,7 +2,7 @@
  * What every model definition offers the engine. A model composes Backend ops over a packed
  * batch; it never sees scheduling, only the per-step batch layout (ForwardBatch).
  */
-import type { AttentionMeta, Backend, KvDtype } from '../backend/backend.js';
+import type { AttentionMeta, Backend, KvDtype, KvLayerCache } from '../backend/backend.js';
 import type { BlockAllocator } from '../cache/block-allocator.js';
 import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
@@ -41,6 +41,8 @@ export interface ModelCache {
   copyState?(from: SequenceCache, to: SequenceCache): void;
   /** free recurrent-state slots (sequences that can still start) */
   freeStateSlots?(): number;
+  /** every attention layer's K/V storage (memory accounting, benchmarks that fill a depth) */
+  kvLayers(): KvLayerCache[];
 }
 
 export interface CausalLM {

@@ -59,6 +59,10 @@ export class NemotronHCache implements ModelCache {
     return this.states.numFree;
   }
 
+  kvLayers(): KvLayerCache[] {
+    return [...this.kv, ...this.mtpKv].filter((c): c is KvLayerCache => c !== null);
+  }
+
   snapshotState(seq: SequenceCache): RecurrentSnapshot {
     return this.states.snapshot(this.slotOf(seq), seq.length);
   }
