@@ -11,6 +11,7 @@ import { BlockAllocator } from '../src/cache/block-allocator.js';
 import { SequenceCache } from '../src/cache/sequence-cache.js';
 import { packBatch } from '../src/engine/batch.js';
 import { promptLogits } from '../src/engine/runner.js';
+import { resolveEngineOptions } from '../src/engine/config.js';
 import { loadModel } from '../src/models/registry.js';
 import { f16DecodeTable, f16ToF32, f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
 import { modelFixtureDirs, runCli } from './helpers.js';
@@ -115,12 +116,17 @@ test('a model on a 16-bit KV cache: half the cache bytes, the same logits from b
   }
 });
 
-test('nemotron-h attention blocks take the KV dtype too', () => {
+test('nemotron-h attention blocks take the KV dtype too, and report their bytes per token', () => {
   const dir = modelFixtureDirs('nemotron-h')[0];
   const m = loadModel(dir, ref, { kvCacheDtype: 'bf16' }) as any;
   const cache = m.createCache({ numBlocks: 4, blockSize: 16, maxSeqs: 1 });
-  const kv = cache.kv.filter((c: unknown) => c !== null);
+  const kv = cache.kvLayers();
   assert.ok(kv.length > 0 && kv.every((c: any) => c.dtype === 'bf16' && c.k instanceof Uint16Array));
+  // --kv-cache-size sizes the pool from the bytes per token: the bytes the layers really hold
+  const held = kv.reduce((n: number, c: any) => n + c.k.byteLength + c.v.byteLength, 0);
+  assert.equal(m.kvBytesPerToken() * 4 * 16, held);
+  const o = resolveEngineOptions(m, { kvCacheBytes: 2 ** 20, blockSize: 16 });
+  assert.equal(o.numBlocks, Math.floor(2 ** 20 / (m.kvBytesPerToken() * 16)));
 });
 
 test('--kv-cache-dtype: a bad value is named', () => {

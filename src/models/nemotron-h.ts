@@ -8,7 +8,7 @@
  * The cache holds paged KV for attention blocks and one recurrent-state slot per sequence for
  * the Mamba blocks; `mtp.*` weights (Super) form a separate draft head for speculative decoding.
  */
-import type { Backend, KvDtype, KvLayerCache, MambaLayerState, StateMeta } from '../backend/backend.js';
+import { type Backend, type KvDtype, type KvLayerCache, type MambaLayerState, type StateMeta, kvDtypeBytes } from '../backend/backend.js';
 import { BlockAllocator } from '../cache/block-allocator.js';
 import { RecurrentSnapshot, RecurrentStateStore } from '../cache/recurrent-state.js';
 import { SequenceCache } from '../cache/sequence-cache.js';
@@ -163,6 +163,14 @@ export class NemotronHModel implements CausalLM {
     const mtp = cfg.mtp && ckpt.has('mtp.layers.0.eh_proj.weight') ? MtpHead.load(ckpt, cfg) : null;
     return new NemotronHModel(backend, cfg, embedding, blocks, loadVector(ckpt, 'backbone.norm_f.weight', [H]), lmHead, mtp,
       opts.kvCacheDtype ?? 'f32');
+  }
+
+  /** Bytes of KV cache per token: k and v of every attention block (the MTP head's too, when loaded). */
+  kvBytesPerToken(): number {
+    const a = this.config.attn;
+    if (!a) return 0;
+    const blocks = [...this.blocks, ...(this.mtp ? this.mtp.blocks : [])].filter((b) => b.mixer instanceof GqaAttention).length;
+    return blocks * 2 * a.nKv * a.headDim * kvDtypeBytes(this.kvCacheDtype);
   }
 
   createCache(opts: { numBlocks: number; blockSize: number; maxSeqs?: number }): NemotronHCache {
