@@ -46,9 +46,11 @@ test('synth a Super-layout checkpoint: it loads, generates (plainly and speculat
   assert.equal(runCli(['logits', '--model', out, '--ids', '5,6,7,8,9,10', '--out', lf]).status, 0);
   const buf = fs.readFileSync(lf);
   for (let i = 0; i < buf.length; i += 4) assert.ok(Number.isFinite(buf.readFloatLE(i)));
-  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '32', '--batched-steps', '2']);
+  // a 16-bit cache, filled at depth with stand-in values
+  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '32', '--batched-steps', '2', '--kv-cache-dtype', 'bf16']);
   assert.equal(b.status, 0, b.stderr);
   const res = JSON.parse(b.stdout);
-  assert.ok(res.decode_tokens_per_s > 0 && res.prefill_tokens_per_s > 0);
+  assert.equal(res.kv_cache_dtype, 'bf16');
+  assert.ok(res.decode_tokens_per_s > 0 && res.prefill_tokens_per_s > 0 && res.decode_tokens_per_s_depth_4096 > 0);
   assert.ok(res.weight_bytes_per_token > 0);
 });

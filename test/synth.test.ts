@@ -41,6 +41,7 @@ test('synth --config writes shards + index that load and run', () => {
   }
   assert.deepEqual(Object.keys(res.batched_decode_tokens_per_s), ['1', '4', '16']);
   assert.ok(res.decode_tokens_per_s > 0);
+  assert.equal(res.kv_cache_dtype, 'f32');
 });
 
 test('synth rejects an unknown preset and a missing --out', () => {
