@@ -60,6 +60,9 @@ function randomIds(n: number, V: number, seed: number): number[] {
 
 const now = () => performance.now() / 1000;
 
+/** the bandwidth probe's buffer: 16× a 32 MB L3 */
+const PROBE_BYTES = 512 << 20;
+
 /**
  * Stand-in keys and values for the positions placed at depth: written, so that attention
  * reads them from memory as it would after a real prefill (never-written pages all map to the
@@ -99,6 +102,13 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number):
 
 export function runBench(o: BenchOptions): BenchResult {
   const backend = createBackend(o.backend, { threads: o.threads, activations: o.activations });
+  // the read-bandwidth probe (the decode roofline): a buffer far past the caches, held for the
+  // whole run and probed just before and after the decode it judges (the machine's bandwidth
+  // can move by a third from minute to minute); its bytes are taken out of the peak RSS
+  const addon = loadAddon();
+  const probeBuf = addon && backend instanceof NativeBackend ? new Uint8Array(PROBE_BYTES).fill(1) : null;
+  const probe = () => (probeBuf ? addon!.readBandwidth(probeBuf, 4) : 0);
+  if (probeBuf) addon!.readBandwidth(probeBuf, 1);
   const t0 = now();
   const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype });
   const loadS = now() - t0;
@@ -119,7 +129,9 @@ export function runBench(o: BenchOptions): BenchResult {
   const prefill = o.promptTokens / prefillS;
   o.log(`prefill ${o.promptTokens} tokens: ${prefill.toFixed(2)} tokens/s (time to first token ${(prefillS * 1000).toFixed(0)} ms)`);
 
+  const bwBefore = probe();
   const decode = decodeRun(model, 0, o.decodeTokens, 1);
+  const bw = (bwBefore + probe()) / 2;
   o.log(`decode ${o.decodeTokens} tokens at depth 0: ${decode.toFixed(2)} tokens/s`);
   const decodeDeep = decodeRun(model, o.depth, Math.max(8, Math.floor(o.decodeTokens / 4)), 1);
   o.log(`decode at depth ${o.depth}: ${decodeDeep.toFixed(2)} tokens/s`);
@@ -129,15 +141,8 @@ export function runBench(o: BenchOptions): BenchResult {
     o.log(`batched decode, ${b} sequences: ${batched[String(b)].toFixed(2)} tokens/s`);
   }
 
-  // the roofline: bytes of weights one decoded token reads, over the machine's read bandwidth
-  const addon = loadAddon();
-  let bw = 0;
-  if (addon && backend instanceof NativeBackend) {
-    const buf = new Uint8Array(1 << 30);
-    buf.fill(1);
-    addon.readBandwidth(buf, 1);
-    bw = addon.readBandwidth(buf, 4);
-  }
+  // the roofline: bytes of weights one decoded token reads, over the read bandwidth around it
+  const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf ? probeBuf.byteLength : 0);
   const perToken = (model as Partial<{ decodeBytesPerToken(): number }>).decodeBytesPerToken;
   const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken()
     : perToken ? perToken.call(model) : model.weightBytes();
@@ -146,7 +151,7 @@ export function runBench(o: BenchOptions): BenchResult {
     model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill, ttft_ms: prefillS * 1000,
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
-    batched_decode_tokens_per_s: batched, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    batched_decode_tokens_per_s: batched, peak_rss_bytes: peakRss,
     bandwidth_gb_per_s: bw / 1e9, weight_bytes_per_token: bytesPerToken,
     roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
   };
