@@ -3,6 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { NativeBackend, loadAddon } from '../src/backend/native.js';
 
 /** repo root (tests run from dist/test/) */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -36,4 +39,23 @@ export function maxAbs(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** the ISAs every native kernel test runs on (those the CPU lacks are refused and reported) */
+export const NATIVE_ISAS = ['avx512vnni', 'avx512', 'avx2', 'generic'];
+
+/**
+ * A native backend pinned to `isa`, or null (with a diagnostic) where this CPU lacks it: the
+ * dispatcher must refuse it cleanly, and `auto` never picks it. Fails when the addon is missing.
+ */
+export function nativeOn(t: TestContext, isa: string, activations: 'f32' | 'int8' = 'f32'): NativeBackend | null {
+  const addon = loadAddon();
+  assert.ok(addon, 'native/build/tessera.node failed to load');
+  try {
+    return new NativeBackend(addon, 2, isa, activations);
+  } catch (e) {
+    assert.match((e as Error).message, /lacks/);
+    t.diagnostic(`${isa} not supported here`);
+    return null;
+  }
 }

@@ -14,7 +14,7 @@ import { promptLogits } from '../src/engine/runner.js';
 import { resolveEngineOptions } from '../src/engine/config.js';
 import { loadModel } from '../src/models/registry.js';
 import { f16DecodeTable, f16ToF32, f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
-import { modelFixtureDirs, runCli } from './helpers.js';
+import { modelFixtureDirs, runCli, NATIVE_ISAS, nativeOn } from './helpers.js';
 
 const addon = loadAddon();
 const ref = new ReferenceBackend();
@@ -57,18 +57,10 @@ function oneToken(be: Backend, dtype: KvDtype, k: Float32Array, v: Float32Array,
   return { cache, out };
 }
 
-for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
+for (const isa of NATIVE_ISAS) {
   test(`native ${isa}: the 16-bit KV writers store the reference's bits, and the reads widen exactly`, (t) => {
-    if (!addon) return assert.fail('addon missing');
-    let be: NativeBackend;
-    try {
-      be = new NativeBackend(addon, 2, isa);
-    } catch (e) {
-      // a CPU without this ISA: refused cleanly (auto never picks it)
-      assert.match((e as Error).message, /lacks/);
-      t.diagnostic(`${isa} not supported here`);
-      return;
-    }
+    const be = nativeOn(t, isa);
+    if (!be) return;
     const d = 200;
     const vals = writerValues(d);
     for (const dtype of ['f16', 'bf16'] as const) {

@@ -9,6 +9,7 @@ import { SequenceCache } from '../src/cache/sequence-cache.js';
 import { packBatch } from '../src/engine/batch.js';
 import { f32ToBf16 } from '../src/weights/dtypes.js';
 import type { QMatrix } from '../src/weights/qmatrix.js';
+import { NATIVE_ISAS, nativeOn } from './helpers.js';
 
 const addon = loadAddon();
 const ref = new ReferenceBackend();
@@ -64,18 +65,10 @@ function close(a: Float32Array, b: Float32Array, what: string, rel = 1e-5) {
   }
 }
 
-for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
+for (const isa of NATIVE_ISAS) {
   test(`native ${isa}: linear / norms / rope / attention / moe match the reference`, (t) => {
-    if (!addon) return assert.fail('addon missing');
-    let be: NativeBackend;
-    try {
-      be = new NativeBackend(addon, 2, isa);
-    } catch (e) {
-      // a CPU without this ISA: the dispatcher must refuse it cleanly (auto never picks it)
-      assert.match((e as Error).message, /lacks/);
-      t.diagnostic(`${isa} not supported here`);
-      return;
-    }
+    const be = nativeOn(t, isa);
+    if (!be) return;
     for (const [rows, cols] of [[37, 45], [33, 96], [5, 160], [70, 64], [9, 48]]) {
       for (const w of matrices(rows, cols)) {
         for (const T of [1, 3, 4, 9]) {

@@ -13,7 +13,7 @@ import { createBackend } from '../src/backend/index.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requantizeInt8, weightMemory, type QMatrix } from '../src/weights/qmatrix.js';
-import { tmpDir } from './helpers.js';
+import { tmpDir, NATIVE_ISAS, nativeOn } from './helpers.js';
 import { InputError } from '../src/util/errors.js';
 
 const addon = loadAddon();
@@ -93,17 +93,10 @@ function scaleOf(v: ArrayLike<number>): number {
   return m;
 }
 
-for (const isa of ['avx512vnni', 'avx512', 'avx2', 'generic']) {
+for (const isa of NATIVE_ISAS) {
   test(`q8 activations on ${isa}: integer arithmetic as the oracle, batch invariant, near f32`, (t) => {
-    if (!addon) return assert.fail('addon missing');
-    let be: NativeBackend;
-    try {
-      be = new NativeBackend(addon, 2, isa, 'int8');
-    } catch (e) {
-      assert.match((e as Error).message, /lacks/);
-      t.diagnostic(`${isa} not supported here`);
-      return;
-    }
+    const be = nativeOn(t, isa, 'int8');
+    if (!be) return;
     // odd shapes: group tails (MXFP4 groups of 4 blocks, int8 groups of 64 inputs), one block
     const shapes: [string, number, number][] = [
       ['mxfp4', 37, 32], ['mxfp4', 9, 96], ['mxfp4', 70, 160], ['mxfp4', 5, 2880],
