@@ -520,8 +520,6 @@ napi_value Rope(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// attention(q, k, v, T, kcache, vcache, nKv, headDim, blockSize, positions, slotMapping,
-//           seqStart, seqLen, blockTables, blockTableOffsets, nHeads, scale, window, sinks|null, out)
 // float → 16-bit float bits, round to nearest even, in integer arithmetic (the same bits as
 // f32ToF16 / f32ToBf16 in src/weights/dtypes.ts, whatever the FPU's flush modes)
 static inline uint16_t f32_to_f16_bits(float x) {
@@ -562,6 +560,9 @@ static void write_kv(int kv_type, const float* k, const float* v, int64_t n, voi
   }
 }
 
+// attention(q, k, v, T, kcache, vcache, nKv, headDim, blockSize, positions, slotMapping,
+//           seqStart, seqLen, blockTables, blockTableOffsets, nHeads, scale, window, sinks|null, out,
+//           dtype = "f32" | "f16" | "bf16")
 napi_value Attention(napi_env env, napi_callback_info info) {
   need_init();
   Args a(env, info, 21, 20);
