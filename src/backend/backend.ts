@@ -59,9 +59,9 @@ export function kvDtypeBytes(dtype: KvDtype): number {
 
 /**
  * K and V storage of one attention layer: [numBlocks, nKv, blockSize, headDim] each. Within a
- * block each KV head's rows are contiguous, so one head's keys stream in runs of a block
- * (token-major rows, 1–2 KB apart, left decode attention waiting on memory latency). The
- * element of (slot, head, c) is at kvOffset(slot, head) + c.
+ * block each KV head's rows are contiguous, so one head's keys stream in runs of a block (a
+ * token-major layout puts them 1–2 KB apart, and decode attention waits on a miss per key).
+ * The element of (slot, head, c) is at kvOffset(cache, slot, head) + c.
  */
 export interface KvLayerCache {
   numBlocks: number;
