@@ -31,12 +31,14 @@ export function register(program: Command): void {
       if (!['low', 'medium', 'high'].includes(o.effort)) throw new InputError(`--effort: expected low, medium or high, got "${o.effort}"`);
       const color = process.stdout.isTTY === true;
       const dim = (s: string) => (color ? DIM + s + RESET : s);
-      process.stderr.write(dim(`loading ${o.model} ...\n`));
-      const t = await Tessera.load(o.model, {
+      // the flags are checked before anything loads
+      const load = {
         backend: o.backend, threads: o.threads, maxNumSeqs: 1,
         denseWeights: checkDenseWeights(o.denseWeights), activations: checkActivations(o.activations),
         kvCacheDtype: checkKvCacheDtype(o.kvCacheDtype),
-      });
+      };
+      process.stderr.write(dim(`loading ${o.model} ...\n`));
+      const t = await Tessera.load(o.model, load);
       process.stderr.write(dim(`ready. ${HELP}\n`));
       let effort: string = o.effort;
       let showReasoning = true;
