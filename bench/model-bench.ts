@@ -68,7 +68,7 @@ const PROBE_BYTES = 512 << 20;
  * reads them from memory as it would after a real prefill (never-written pages all map to the
  * kernel's one zero page and read from cache, which made decode at depth look cheaper).
  */
-function fillKv(layers: KvLayerCache[]): void {
+export function fillKv(layers: KvLayerCache[]): void {
   let s = 12345;
   const rnd = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) - 0.5;
   for (const L of layers) {

@@ -130,3 +130,19 @@ test('--kv-cache-dtype: a bad value is named', () => {
   assert.equal(ok.status, 0, ok.stderr);
   assert.equal(JSON.parse(ok.stdout).output_ids.length, 2);
 });
+
+test('the bench writes stand-in keys and values at depth (never-written pages would read from one zero page)', async () => {
+  const { fillKv } = await import('../bench/model-bench.js');
+  const dir = modelFixtureDirs('gpt-oss')[0];
+  for (const kvCacheDtype of ['f32', 'f16'] as const) {
+    const cache = loadModel(dir, ref, { kvCacheDtype }).createCache({ numBlocks: 4, blockSize: 16 });
+    fillKv(cache.kvLayers());
+    for (const L of cache.kvLayers()) {
+      for (const a of [L.k, L.v]) {
+        const values = L.dtype === 'f32' ? Array.from(a) : Array.from(a, (h) => f16ToF32(h));
+        assert.ok(values.every((x) => Number.isFinite(x) && Math.abs(x) <= 0.5), `${kvCacheDtype}: finite stand-ins`);
+        assert.ok(values.filter((x) => x === 0).length < values.length / 100, `${kvCacheDtype}: written`);
+      }
+    }
+  }
+});
