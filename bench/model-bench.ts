@@ -5,7 +5,7 @@
  * rather than computing them: attention reads the same number of keys either way, so decode at
  * depth costs what it would.
  */
-import type { KvLayerCache } from '../src/backend/backend.js';
+import type { KvDtype, KvLayerCache } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
@@ -27,7 +27,7 @@ export interface BenchOptions {
   log: (line: string) => void;
   denseWeights?: 'bf16' | 'int8';
   activations?: 'f32' | 'int8';
-  kvCacheDtype?: 'f32' | 'f16' | 'bf16';
+  kvCacheDtype?: KvDtype;
 }
 
 export interface BenchResult {

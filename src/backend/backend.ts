@@ -43,7 +43,12 @@ export interface AttentionMeta {
  * and half the bytes read per decoded token at depth; values rounded to nearest even on write,
  * math in f32 after the read, as llama.cpp's f16 cache).
  */
-export type KvDtype = 'f32' | 'f16' | 'bf16';
+export const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
+export type KvDtype = (typeof KV_DTYPES)[number];
+
+export function isKvDtype(v: unknown): v is KvDtype {
+  return (KV_DTYPES as readonly unknown[]).includes(v);
+}
 
 /** element offset of the row of `head` for cache slot `slot` (block·blockSize + offset) */
 export function kvOffset(cache: KvLayerCache, slot: number, head: number): number {

@@ -8,7 +8,7 @@ import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
-import { kvOffset } from './backend.js';
+import { KV_DTYPES, isKvDtype, kvOffset } from './backend.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import * as mamba from './reference-mamba.js';
 import { InputError } from '../util/errors.js';
@@ -145,7 +145,7 @@ export class ReferenceBackend implements Backend {
   }
 
   allocKv(numBlocks: number, blockSize: number, nKv: number, headDim: number, dtype: KvDtype = 'f32'): KvLayerCache {
-    if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new InputError(`KV cache dtype: expected f32, f16 or bf16, got "${dtype}"`);
+    if (!isKvDtype(dtype)) throw new InputError(`KV cache dtype: expected ${KV_DTYPES.join(', ')}, got "${dtype}"`);
     const n = numBlocks * blockSize * nKv * headDim;
     const arr = () => (dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n));
     return { numBlocks, blockSize, nKv, headDim, dtype, k: arr(), v: arr() };

@@ -1,5 +1,6 @@
 /** Parsing of CLI argument values, with errors that name the argument. */
 import { InputError } from '../util/errors.js';
+import { type KvDtype, isKvDtype } from '../backend/backend.js';
 
 export function parseIds(s: string, what = '--ids'): number[] {
   const trimmed = s.trim();
@@ -38,8 +39,9 @@ export function checkDenseWeights(v: string | undefined): 'bf16' | 'int8' {
 }
 
 /** --kv-cache-dtype: f32 (exact), f16 or bf16 */
-export function checkKvCacheDtype(v: string | undefined): 'f32' | 'f16' | 'bf16' {
-  if (v === undefined || v === 'f32' || v === 'f16' || v === 'bf16') return v ?? 'f32';
+export function checkKvCacheDtype(v: string | undefined): KvDtype {
+  if (v === undefined) return 'f32';
+  if (isKvDtype(v)) return v;
   throw new InputError(`--kv-cache-dtype: expected f32, f16 or bf16, got "${v}"`);
 }
 
