@@ -3,9 +3,10 @@
  * first token, load time, peak RSS and the decode roofline, on one checkpoint (real shapes,
  * synthetic weights). Depth is set by filling the KV cache positions with stand-in values
  * rather than computing them: attention reads the same number of keys either way, so decode at
- * depth costs what it would.
+ * depth costs what it would. The batched roofline counts the experts each step actually
+ * touches (watchExperts).
  */
-import type { KvDtype, KvLayerCache } from '../src/backend/backend.js';
+import type { Backend, ExpertBank, KvDtype, KvLayerCache } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
@@ -14,6 +15,7 @@ import { GptOssModel } from '../src/models/gpt-oss.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
+import { qmatrixBytes } from '../src/weights/qmatrix.js';
 
 export interface BenchOptions {
   model: string;
@@ -46,6 +48,13 @@ export interface BenchResult {
   decode_tokens_per_s_depth_4096: number;
   depth: number;
   batched_decode_tokens_per_s: Record<string, number>;
+  /** weight bytes one batched step reads: the dense weights once, each touched expert once */
+  batched_weight_bytes_per_step: Record<string, number>;
+  /** sequences × read bandwidth / bytes per step, and the fraction of it reached */
+  batched_roofline_tokens_per_s: Record<string, number>;
+  batched_roofline_fraction: Record<string, number>;
+  /** the read bandwidth probed just before and after the batched runs */
+  batched_bandwidth_gb_per_s: number;
   peak_rss_bytes: number;
   bandwidth_gb_per_s: number;
   weight_bytes_per_token: number;
@@ -75,6 +84,31 @@ export function fillKv(layers: KvLayerCache[]): void {
     const enc = L.dtype === 'f16' ? f32ToF16 : L.dtype === 'bf16' ? f32ToBf16 : null;
     for (const a of [L.k, L.v]) for (let i = 0; i < a.length; i++) a[i] = enc ? enc(rnd()) : rnd();
   }
+}
+
+const expertBytes = (bank: ExpertBank) => (qmatrixBytes(bank.w1) + qmatrixBytes(bank.w2)) / bank.numExperts;
+
+/**
+ * Counts, over the MoE calls made until `stop`, the expert bytes read beyond the single-token
+ * figure (decodeBytesPerToken counts k experts per MoE layer): one pass over an expert serves
+ * every token routed to it, so a batch of tokens reads each expert it touches once.
+ */
+export function watchExperts(backend: Backend): { stop(): number } {
+  const own = Object.prototype.hasOwnProperty.call(backend, 'moeExperts');
+  const orig = backend.moeExperts;
+  let extra = 0;
+  backend.moeExperts = function (this: Backend, ...args: Parameters<Backend['moeExperts']>) {
+    const [, , routing, bank] = args;
+    extra += (new Set(routing.experts).size - routing.k) * expertBytes(bank);
+    return orig.apply(this, args);
+  };
+  return {
+    stop() {
+      if (own) backend.moeExperts = orig;
+      else Reflect.deleteProperty(backend, 'moeExperts');
+      return extra;
+    },
+  };
 }
 
 function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number): number {
@@ -135,26 +169,47 @@ export function runBench(o: BenchOptions): BenchResult {
   o.log(`decode ${o.decodeTokens} tokens at depth 0: ${decode.toFixed(2)} tokens/s`);
   const decodeDeep = decodeRun(model, o.depth, Math.max(8, Math.floor(o.decodeTokens / 4)), 1);
   o.log(`decode at depth ${o.depth}: ${decodeDeep.toFixed(2)} tokens/s`);
-  const batched: Record<string, number> = {};
-  for (const b of o.batchSizes) {
-    batched[String(b)] = decodeRun(model, 128, o.batchedSteps, b);
-    o.log(`batched decode, ${b} sequences: ${batched[String(b)].toFixed(2)} tokens/s`);
-  }
-
   // the roofline: bytes of weights one decoded token reads, over the read bandwidth around it
-  const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf ? probeBuf.byteLength : 0);
   const perToken = (model as Partial<{ decodeBytesPerToken(): number }>).decodeBytesPerToken;
   const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken()
     : perToken ? perToken.call(model) : model.weightBytes();
   const roofline = bw > 0 ? bw / bytesPerToken : 0;
+  // batched: each step reads the dense weights once and every expert its tokens touch once
+  const batched: Record<string, number> = {}, stepBytes: Record<string, number> = {};
+  const bwBatchedBefore = probe();
+  for (const b of o.batchSizes) {
+    const watch = watchExperts(backend);
+    let extra = 0;
+    try {
+      batched[String(b)] = decodeRun(model, 128, o.batchedSteps, b);
+    } finally {
+      extra = watch.stop();
+    }
+    stepBytes[String(b)] = bytesPerToken + extra / (o.batchedSteps + 1); // decodeRun runs steps + 1 forwards
+    o.log(`batched decode, ${b} sequences: ${batched[String(b)].toFixed(2)} tokens/s (${(stepBytes[String(b)] / 1e9).toFixed(3)} GB of weights per step)`);
+  }
+  const bwBatched = o.batchSizes.length ? (bwBatchedBefore + probe()) / 2 : 0;
+  const batchedRoof: Record<string, number> = {}, batchedFrac: Record<string, number> = {};
+  for (const b of o.batchSizes) {
+    batchedRoof[String(b)] = bwBatched > 0 ? (b * bwBatched) / stepBytes[String(b)] : 0;
+    batchedFrac[String(b)] = batchedRoof[String(b)] > 0 ? batched[String(b)] / batchedRoof[String(b)] : 0;
+  }
+
+  const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf ? probeBuf.byteLength : 0);
   const res: BenchResult = {
     model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill, ttft_ms: prefillS * 1000,
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
-    batched_decode_tokens_per_s: batched, peak_rss_bytes: peakRss,
+    batched_decode_tokens_per_s: batched, batched_weight_bytes_per_step: stepBytes,
+    batched_roofline_tokens_per_s: batchedRoof, batched_roofline_fraction: batchedFrac, batched_bandwidth_gb_per_s: bwBatched / 1e9,
+    peak_rss_bytes: peakRss,
     bandwidth_gb_per_s: bw / 1e9, weight_bytes_per_token: bytesPerToken,
     roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
   };
   o.log(`read bandwidth ${(bw / 1e9).toFixed(1)} GB/s; ${(bytesPerToken / 1e9).toFixed(3)} GB of weights per token; roofline ${roofline.toFixed(2)} tokens/s; reached ${(100 * res.roofline_fraction).toFixed(0)}%`);
+  if (o.batchSizes.length) {
+    o.log(`batched roofline (read bandwidth ${(bwBatched / 1e9).toFixed(1)} GB/s): ` +
+      o.batchSizes.map((b) => `${b}: ${batchedRoof[String(b)].toFixed(2)} tokens/s, reached ${(100 * batchedFrac[String(b)]).toFixed(0)}%`).join('; '));
+  }
   return res;
 }

@@ -40,6 +40,24 @@ test('synth --config writes shards + index that load and run', () => {
     assert.ok(k in res, `bench --json lacks ${k}`);
   }
   assert.deepEqual(Object.keys(res.batched_decode_tokens_per_s), ['1', '4', '16']);
+  // the batched roofline counts the experts a step touches: one sequence reads what one token
+  // reads (k = 2 of the 4 experts per layer); more sequences touch more of them. An expert here
+  // is 2I×H + H×I = 12288 MXFP4 weights (17/32 byte each) = 6528 bytes, and the 3 forwards of a
+  // run (2 steps after a warm-up) × 2 layers touch at most 2 more each: so 3·extra/6528 is a
+  // whole number in (0, 12]; 16 sequences' 32 picks per layer leave an expert untouched rarely
+  // (synth spreads the routing), so more than half of those 12 must be there
+  const step = res.batched_weight_bytes_per_step;
+  assert.deepEqual(Object.keys(step), ['1', '4', '16']);
+  assert.equal(step['1'], res.weight_bytes_per_token);
+  for (const b of ['4', '16']) {
+    const n = (3 * (step[b] - step['1'])) / 6528;
+    assert.ok(Math.abs(n - Math.round(n)) < 1e-6 && n <= 12 + 1e-6, `${b} sequences: ${n} extra expert reads`);
+  }
+  assert.ok((3 * (step['16'] - step['1'])) / 6528 > 6, JSON.stringify(step));
+  for (const b of ['1', '4', '16']) {
+    assert.ok(res.batched_roofline_tokens_per_s[b] > 0);
+    assert.ok(Math.abs(res.batched_roofline_fraction[b] - res.batched_decode_tokens_per_s[b] / res.batched_roofline_tokens_per_s[b]) < 1e-9);
+  }
   assert.ok(res.decode_tokens_per_s > 0);
   assert.equal(res.kv_cache_dtype, 'f32');
 });
