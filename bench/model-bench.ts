@@ -26,6 +26,8 @@ export interface BenchOptions {
   depth: number;
   batchSizes: number[];
   batchedSteps: number;
+  /** prefill and depth-0 decode runs (as llama-bench's -r): the figures are their mean */
+  repetitions?: number;
   log: (line: string) => void;
   denseWeights?: 'bf16' | 'int8';
   activations?: 'f32' | 'int8';
@@ -42,9 +44,14 @@ export interface BenchResult {
   load_s: number;
   prefill_tokens: number;
   prefill_tokens_per_s: number;
+  /** every prefill / decode run, and their standard deviation (0 for one run) */
+  prefill_tokens_per_s_runs: number[];
+  prefill_tokens_per_s_sd: number;
   ttft_ms: number;
   decode_tokens: number;
   decode_tokens_per_s: number;
+  decode_tokens_per_s_runs: number[];
+  decode_tokens_per_s_sd: number;
   decode_tokens_per_s_depth_4096: number;
   depth: number;
   batched_decode_tokens_per_s: Record<string, number>;
@@ -68,6 +75,14 @@ function randomIds(n: number, V: number, seed: number): number[] {
 }
 
 const now = () => performance.now() / 1000;
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** the sample standard deviation (0 for fewer than two values) */
+function sd(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+}
 
 /** the bandwidth probe's buffer: 16× a 32 MB L3 */
 const PROBE_BYTES = 512 << 20;
@@ -154,19 +169,31 @@ export function runBench(o: BenchOptions): BenchResult {
   const warm = cache.newSequence();
   model.forward(packBatch([{ cache: warm, tokens: prompt.slice(0, 8), logits: 'last' }]), cache);
   warm.free();
-  const seq = cache.newSequence();
-  const tp = now();
-  const logits = model.forward(packBatch([{ cache: seq, tokens: prompt, logits: 'last' }]), cache);
-  argmax(logits);
-  const prefillS = now() - tp;
-  seq.free();
-  const prefill = o.promptTokens / prefillS;
-  o.log(`prefill ${o.promptTokens} tokens: ${prefill.toFixed(2)} tokens/s (time to first token ${(prefillS * 1000).toFixed(0)} ms)`);
+  const reps = Math.max(1, o.repetitions ?? 1);
+  const prefills: number[] = [], ttfts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const seq = cache.newSequence();
+    const tp = now();
+    const logits = model.forward(packBatch([{ cache: seq, tokens: prompt, logits: 'last' }]), cache);
+    argmax(logits);
+    const prefillS = now() - tp;
+    seq.free();
+    prefills.push(o.promptTokens / prefillS);
+    ttfts.push(prefillS * 1000);
+  }
+  const prefill = mean(prefills), ttftMs = mean(ttfts);
+  o.log(`prefill ${o.promptTokens} tokens: ${prefill.toFixed(2)} tokens/s${reps > 1 ? ` ± ${sd(prefills).toFixed(2)} over ${reps} runs` : ''} (time to first token ${ttftMs.toFixed(0)} ms)`);
 
-  const bwBefore = probe();
-  const decode = decodeRun(model, 0, o.decodeTokens, 1);
-  const bw = (bwBefore + probe()) / 2;
-  o.log(`decode ${o.decodeTokens} tokens at depth 0: ${decode.toFixed(2)} tokens/s`);
+  // each decode run is bracketed by bandwidth probes; the roofline takes their mean
+  const probes = [probe()];
+  const decodes: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    decodes.push(decodeRun(model, 0, o.decodeTokens, 1));
+    probes.push(probe());
+  }
+  const decode = mean(decodes);
+  const bw = mean(probes);
+  o.log(`decode ${o.decodeTokens} tokens at depth 0: ${decode.toFixed(2)} tokens/s${reps > 1 ? ` ± ${sd(decodes).toFixed(2)} over ${reps} runs` : ''}`);
   const decodeDeep = decodeRun(model, o.depth, Math.max(8, Math.floor(o.decodeTokens / 4)), 1);
   o.log(`decode at depth ${o.depth}: ${decodeDeep.toFixed(2)} tokens/s`);
   // the roofline: bytes of weights one decoded token reads, over the read bandwidth around it
@@ -198,8 +225,10 @@ export function runBench(o: BenchOptions): BenchResult {
   const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf ? probeBuf.byteLength : 0);
   const res: BenchResult = {
     model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
-    load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill, ttft_ms: prefillS * 1000,
-    decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
+    load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill,
+    prefill_tokens_per_s_runs: prefills, prefill_tokens_per_s_sd: sd(prefills), ttft_ms: ttftMs,
+    decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_runs: decodes, decode_tokens_per_s_sd: sd(decodes),
+    decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
     batched_decode_tokens_per_s: batched, batched_weight_bytes_per_step: stepBytes,
     batched_roofline_tokens_per_s: batchedRoof, batched_roofline_fraction: batchedFrac, batched_bandwidth_gb_per_s: bwBatched / 1e9,
     peak_rss_bytes: peakRss,

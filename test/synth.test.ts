@@ -32,7 +32,7 @@ test('synth --config writes shards + index that load and run', () => {
   const buf = fs.readFileSync(lf);
   for (let i = 0; i < buf.length; i += 4) assert.ok(Number.isFinite(buf.readFloatLE(i)));
 
-  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '64', '--batched-steps', '2']);
+  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '64', '--batched-steps', '2', '--repetitions', '3']);
   assert.equal(b.status, 0, b.stderr);
   const res = JSON.parse(b.stdout);
   for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'decode_tokens_per_s_depth_4096', 'ttft_ms', 'load_s',
@@ -59,6 +59,15 @@ test('synth --config writes shards + index that load and run', () => {
     assert.ok(Math.abs(res.batched_roofline_fraction[b] - res.batched_decode_tokens_per_s[b] / res.batched_roofline_tokens_per_s[b]) < 1e-9);
   }
   assert.ok(res.decode_tokens_per_s > 0);
+  // --repetitions 3: three prefill and decode runs, their mean and sample standard deviation
+  for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s']) {
+    const runs: number[] = res[`${k}_runs`];
+    assert.equal(runs.length, 3, k);
+    const m = runs.reduce((a, x) => a + x, 0) / 3;
+    assert.ok(Math.abs(res[k] - m) <= 1e-9 * m, `${k} is the mean of its runs`);
+    const s = Math.sqrt(runs.reduce((a, x) => a + (x - m) ** 2, 0) / 2);
+    assert.ok(Math.abs(res[`${k}_sd`] - s) <= 1e-9 * m && s > 0, `${k}_sd`);
+  }
   assert.equal(res.kv_cache_dtype, 'f32');
 });
 

@@ -14,6 +14,7 @@ export function register(program: Command): void {
     .option('--depth <n>', 'context depth for the second decode figure', parseIntArg('--depth', 0), 4096)
     .option('--batch <list>', 'batched decode sizes', '1,4,16')
     .option('--batched-steps <n>', 'decode steps per batched run', parseIntArg('--batched-steps', 1), 16)
+    .option('--repetitions <n>', 'prefill and decode runs; their mean is reported, with each run and the standard deviation', parseIntArg('--repetitions', 1), 1)
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
@@ -27,7 +28,7 @@ export function register(program: Command): void {
         model: o.model, backend: o.backend, threads: o.threads, promptTokens: o.promptTokens,
         decodeTokens: o.decodeTokens, depth: o.depth,
         batchSizes: String(o.batch).split(',').map((s: string) => parseIntArg('--batch', 1)(s)),
-        batchedSteps: o.batchedSteps, log, denseWeights, activations, kvCacheDtype,
+        batchedSteps: o.batchedSteps, repetitions: o.repetitions, log, denseWeights, activations, kvCacheDtype,
       });
       if (o.json) process.stdout.write(JSON.stringify(res) + '\n');
     });
