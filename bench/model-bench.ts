@@ -108,7 +108,7 @@ const expertBytes = (bank: ExpertBank) => (qmatrixBytes(bank.w1) + qmatrixBytes(
  * figure (decodeBytesPerToken counts k experts per MoE layer): one pass over an expert serves
  * every token routed to it, so a batch of tokens reads each expert it touches once.
  */
-export function watchExperts(backend: Backend): { stop(): number } {
+function watchExperts(backend: Backend): { stop(): number } {
   const own = Object.prototype.hasOwnProperty.call(backend, 'moeExperts');
   const orig = backend.moeExperts;
   let extra = 0;
