@@ -11,7 +11,6 @@ import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
 import { argmax } from '../src/engine/runner.js';
-import { GptOssModel } from '../src/models/gpt-oss.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
@@ -197,9 +196,7 @@ export function runBench(o: BenchOptions): BenchResult {
   const decodeDeep = decodeRun(model, o.depth, Math.max(8, Math.floor(o.decodeTokens / 4)), 1);
   o.log(`decode at depth ${o.depth}: ${decodeDeep.toFixed(2)} tokens/s`);
   // the roofline: bytes of weights one decoded token reads, over the read bandwidth around it
-  const perToken = (model as Partial<{ decodeBytesPerToken(): number }>).decodeBytesPerToken;
-  const bytesPerToken = model instanceof GptOssModel ? model.decodeBytesPerToken()
-    : perToken ? perToken.call(model) : model.weightBytes();
+  const bytesPerToken = model.decodeBytesPerToken?.() ?? model.weightBytes();
   const roofline = bw > 0 ? bw / bytesPerToken : 0;
   // batched: each step reads the dense weights once and every expert its tokens touch once
   const batched: Record<string, number> = {}, stepBytes: Record<string, number> = {};

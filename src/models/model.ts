@@ -61,6 +61,8 @@ export interface CausalLM {
   forward(batch: ForwardBatch, cache: ModelCache): Float32Array;
   /** bytes of weights held */
   weightBytes(): number;
+  /** bytes of weights one decoded token reads (MoE: k experts per layer; the decode roofline) */
+  decodeBytesPerToken?(): number;
   /** bytes of cache one token takes in the full-attention pool (sizes the KV pool from --kv-cache-size) */
   kvBytesPerToken?(): number;
   /** models with sliding-window layers: their window and the bytes one token takes in their pool */
