@@ -191,3 +191,14 @@ test('linearMany: one job over several weights gives each linear\'s bits (f32 an
     /differ in input width/);
   assert.throws(() => addon.linearMany!(x, 1, [matrices(8, 96)[0]], [], [new Float32Array(8)]), /differ in length/);
 });
+
+test('readBandwidth: a rate from a buffer at any alignment (its vector loads are aligned ones), and 0 from one too small to split', () => {
+  if (!addon) return;
+  new NativeBackend(addon, 2, 'auto');
+  const buf = new Uint8Array(64 << 20).fill(1);
+  for (const view of [buf, buf.subarray(1), buf.subarray(13, buf.length - 7)]) {
+    const bw = addon.readBandwidth(view, 1);
+    assert.ok(Number.isFinite(bw) && bw > 1e8, `bandwidth ${bw}`);
+  }
+  assert.equal(addon.readBandwidth(new Uint8Array(1000), 1), 0);
+});

@@ -945,6 +945,33 @@ napi_value DropPages(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// Every byte of [p, p + n) read (n a multiple of 256), folded into a word so the reads stay.
+// 256-bit loads where the CPU has them: 8-byte scalar loads read 21-23 GB/s where these read
+// 26-32 (2 threads, Zen 3, alternated in one process), and a probe below the machine's real
+// bandwidth overstates the roofline fraction.
+__attribute__((target("avx2"))) static uint64_t read_all_avx2(const uint8_t* p, int64_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < n; i += 256) {
+    a0 = _mm256_add_epi64(a0, _mm256_xor_si256(_mm256_load_si256((const __m256i*)(p + i)), _mm256_load_si256((const __m256i*)(p + i + 32))));
+    a1 = _mm256_add_epi64(a1, _mm256_xor_si256(_mm256_load_si256((const __m256i*)(p + i + 64)), _mm256_load_si256((const __m256i*)(p + i + 96))));
+    a2 = _mm256_add_epi64(a2, _mm256_xor_si256(_mm256_load_si256((const __m256i*)(p + i + 128)), _mm256_load_si256((const __m256i*)(p + i + 160))));
+    a3 = _mm256_add_epi64(a3, _mm256_xor_si256(_mm256_load_si256((const __m256i*)(p + i + 192)), _mm256_load_si256((const __m256i*)(p + i + 224))));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  return uint64_t(_mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 3));
+}
+static uint64_t read_all_scalar(const uint8_t* p, int64_t n) {
+  const uint64_t* q = reinterpret_cast<const uint64_t*>(p);
+  uint64_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+  for (int64_t i = 0; i + 4 <= n / 8; i += 4) {
+    acc0 += q[i];
+    acc1 ^= q[i + 1];
+    acc2 += q[i + 2];
+    acc3 ^= q[i + 3];
+  }
+  return acc0 + acc1 + acc2 + acc3;
+}
+
 // readBandwidth(buf, reps) → bytes/s of parallel sequential reads over buf (the decode roofline)
 napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   need_init();
@@ -953,20 +980,16 @@ napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   const uint8_t* p = typed<uint8_t>(env, a.v[0], napi_uint8_array, &n, "buf");
   int reps = int(num(env, a.v[1]));
   const int64_t chunks = pool->size() * 16;
-  const int64_t per = int64_t(n) / chunks / 64 * 64;
+  // chunks start on 32-byte boundaries: the buffer's own alignment decides where the first does
+  const int64_t lead = int64_t((32 - (reinterpret_cast<uintptr_t>(p) & 31)) & 31);
+  const int64_t per = (int64_t(n) - lead) / chunks / 256 * 256;
+  const bool vec = __builtin_cpu_supports("avx2");
   std::vector<uint64_t> sink(chunks);
   auto t0 = std::chrono::steady_clock::now();
   for (int r = 0; r < reps; r++) {
     pool->parallel_for(chunks, [&](int64_t c) {
-      const uint64_t* q = reinterpret_cast<const uint64_t*>(p + c * per);
-      uint64_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-      for (int64_t i = 0; i + 4 <= per / 8; i += 4) {
-        acc0 += q[i];
-        acc1 ^= q[i + 1];
-        acc2 += q[i + 2];
-        acc3 ^= q[i + 3];
-      }
-      sink[c] += acc0 + acc1 + acc2 + acc3;
+      const uint8_t* q = p + lead + c * per;
+      sink[c] += vec ? read_all_avx2(q, per) : read_all_scalar(q, per);
     });
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
