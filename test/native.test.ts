@@ -193,7 +193,7 @@ test('linearMany: one job over several weights gives each linear\'s bits (f32 an
 });
 
 test('readBandwidth: a rate from a buffer at any alignment (its vector loads are aligned ones), and 0 from one too small to split', () => {
-  if (!addon) return;
+  if (!addon) return assert.fail('addon missing');
   new NativeBackend(addon, 2, 'auto');
   const buf = new Uint8Array(64 << 20).fill(1);
   for (const view of [buf, buf.subarray(1), buf.subarray(13, buf.length - 7)]) {
