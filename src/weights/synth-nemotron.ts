@@ -1,6 +1,7 @@
 /**
- * Synthetic Nemotron-H / Nemotron 3 checkpoints at the released shapes and tensor names (bf16),
- * for benchmarks. Shapes of the presets come from the public configs (NOTES.md §2, §9).
+ * Synthetic Nemotron-H / Nemotron 3 checkpoints at the released shapes and tensor names (bf16,
+ * or with the experts in ModelOpt's NVFP4 layout), for benchmarks. Shapes of the presets come
+ * from the public configs (NOTES.md §2, §9).
  */
 import type { SynthSpec, SynthTensor } from './synth.js';
 
@@ -30,12 +31,28 @@ export const NEMOTRON_PRESETS: Record<string, Record<string, unknown>> = {
   },
 };
 
-export function nemotronHSpec(config: Record<string, unknown>): SynthSpec {
+/** Which linears a synthetic checkpoint stores quantised: none (all BF16), or the experts in NVFP4. */
+export type NemotronQuant = 'bf16' | 'nvfp4';
+
+/** e2m1 codes drawn uniformly have RMS ≈ 2.93; block scales drawn from e4m3 exponents 12–13 ≈ 65 */
+const E2M1_RMS = 2.93, NVFP4_SCALE_RMS = 65, NVFP4_SCALE_EXP = 13;
+
+export function nemotronHSpec(config: Record<string, unknown>, quant: NemotronQuant = 'bf16'): SynthSpec {
   const c = config as Record<string, number> & Record<string, unknown>;
   const H = c.hidden_size, V = c.vocab_size;
   const t: SynthTensor[] = [];
   const dense = (name: string, shape: number[], fanIn: number) =>
     t.push({ name, dtype: 'BF16', shape, fill: { kind: 'bf16-uniform', scale: 1 / Math.sqrt(fanIn) } });
+  // ModelOpt NVFP4 (NOTES.md §9.4): codes [out, in/2], e4m3 scales [out, in/16], f32 global scale;
+  // dequantised values then have RMS ≈ 1/√fan_in, as the bf16 ones
+  const nvfp4 = (name: string, shape: number[], fanIn: number) => {
+    const base = name.replace(/\.weight$/, '');
+    t.push({ name, dtype: 'U8', shape: [shape[0], shape[1] / 2], fill: { kind: 'u8-random' } });
+    t.push({ name: `${base}.weight_scale`, dtype: 'F8_E4M3', shape: [shape[0], shape[1] / 16], fill: { kind: 'e4m3-scale', exp: NVFP4_SCALE_EXP } });
+    t.push({ name: `${base}.weight_scale_2`, dtype: 'F32', shape: [], fill: { kind: 'f32-const', value: 1 / (Math.sqrt(fanIn) * E2M1_RMS * NVFP4_SCALE_RMS) } });
+    t.push({ name: `${base}.input_scale`, dtype: 'F32', shape: [], fill: { kind: 'f32-const', value: 1 } });
+  };
+  const expert = quant === 'nvfp4' ? nvfp4 : dense;
   const konst = (name: string, shape: number[], value: number) => t.push({ name, dtype: 'BF16', shape, fill: { kind: 'bf16-const', value } });
   const block = (p: string, letter: string) => {
     konst(`${p}.norm.weight`, [H], 1);
@@ -64,15 +81,15 @@ export function nemotronHSpec(config: Record<string, unknown>): SynthSpec {
       dense(`${m}.gate.weight`, [E, H], H);
       konst(`${m}.gate.e_score_correction_bias`, [E], 0);
       for (let e = 0; e < E; e++) {
-        dense(`${m}.experts.${e}.up_proj.weight`, [I, L], L);
-        dense(`${m}.experts.${e}.down_proj.weight`, [L, I], I);
+        expert(`${m}.experts.${e}.up_proj.weight`, [I, L], L);
+        expert(`${m}.experts.${e}.down_proj.weight`, [L, I], I);
       }
       if (c.moe_latent_size) {
         dense(`${m}.fc1_latent_proj.weight`, [L, H], H);
         dense(`${m}.fc2_latent_proj.weight`, [H, L], L);
       }
-      dense(`${m}.shared_experts.up_proj.weight`, [S, H], H);
-      dense(`${m}.shared_experts.down_proj.weight`, [H, S], S);
+      expert(`${m}.shared_experts.up_proj.weight`, [S, H], H);
+      expert(`${m}.shared_experts.down_proj.weight`, [H, S], S);
     }
   };
   dense('backbone.embeddings.weight', [V, H], 1);
@@ -90,5 +107,15 @@ export function nemotronHSpec(config: Record<string, unknown>): SynthSpec {
     [...mtp].forEach((ch, i) => block(`mtp.layers.${i}`, ch));
     konst(`mtp.layers.${mtp.length - 1}.final_layernorm.weight`, [H], 1);
   }
-  return { config: { ...config }, tensors: t };
+  const cfg: Record<string, unknown> = { ...config };
+  if (quant === 'nvfp4') {
+    // as ModelOpt's unified export writes it; everything but the experts stays BF16
+    cfg.quantization_config = {
+      quant_method: 'modelopt', quant_algo: 'NVFP4', group_size: 16, kv_cache_quant_algo: null,
+      exclude_modules: ['lm_head', 'backbone.embeddings', '*.mixer.in_proj', '*.mixer.out_proj', '*.mixer.q_proj', '*.mixer.k_proj',
+        '*.mixer.v_proj', '*.mixer.o_proj', '*.mixer.gate', '*.mixer.fc1_latent_proj', '*.mixer.fc2_latent_proj', '*.mixer.up_proj',
+        '*.mixer.down_proj', 'mtp.layers.0.eh_proj'],
+    };
+  }
+  return { config: cfg, tensors: t };
 }

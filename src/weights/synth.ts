@@ -10,14 +10,15 @@ import * as path from 'node:path';
 import { InputError } from '../util/errors.js';
 import type { DType } from './dtypes.js';
 import { DTYPE_BYTES } from './dtypes.js';
-import { NEMOTRON_PRESETS, nemotronHSpec } from './synth-nemotron.js';
+import { NEMOTRON_PRESETS, nemotronHSpec, type NemotronQuant } from './synth-nemotron.js';
 
 export interface SynthTensor {
   name: string;
   dtype: DType;
   shape: number[];
   /** how to fill it */
-  fill: { kind: 'bf16-uniform'; scale: number } | { kind: 'bf16-const'; value: number } | { kind: 'u8-random' } | { kind: 'u8-scale'; byte: number };
+  fill: { kind: 'bf16-uniform'; scale: number } | { kind: 'bf16-const'; value: number } | { kind: 'u8-random' } | { kind: 'u8-scale'; byte: number }
+    | { kind: 'e4m3-scale'; exp: number } | { kind: 'f32-const'; value: number };
 }
 
 export interface SynthSpec {
@@ -122,6 +123,17 @@ function fillChunk(t: SynthTensor, buf: Uint8Array, rng: Rng): void {
     for (let i = 0; i < buf.length; i++) buf[i] = f.byte - 1 + (buf[i] % 3);
     return;
   }
+  if (f.kind === 'e4m3-scale') {
+    // positive e4m3 with exponent field exp or exp − 1 and a random mantissa
+    const u = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >> 2);
+    rng.fill(u);
+    for (let i = 0; i < buf.length; i++) buf[i] = ((f.exp - (buf[i] & 1)) << 3) | ((buf[i] >> 1) & 7);
+    return;
+  }
+  if (f.kind === 'f32-const') {
+    new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength >> 2).fill(f.value);
+    return;
+  }
   const h = new Uint16Array(buf.buffer, buf.byteOffset, buf.byteLength >> 1);
   if (f.kind === 'bf16-const') {
     const bits = new Uint16Array(new Float32Array([f.value]).buffer)[1];
@@ -206,11 +218,20 @@ export function writeSynthetic(spec: SynthSpec, outDir: string, opts: { shardByt
   }
 }
 
-export function synthSpecFor(presetOrConfig: string | Record<string, unknown>): SynthSpec {
+/** Weight formats `synth --quant` offers (gpt-oss is always released with MXFP4 experts). */
+export const SYNTH_QUANTS = ['bf16', 'nvfp4'] as const;
+
+export function synthSpecFor(presetOrConfig: string | Record<string, unknown>, quant?: string): SynthSpec {
   const config = typeof presetOrConfig === 'string' ? PRESETS[presetOrConfig] : presetOrConfig;
   if (!config) throw new InputError(`--preset: unknown preset "${presetOrConfig}" (known: ${Object.keys(PRESETS).join(', ')})`);
+  if (quant !== undefined && !(SYNTH_QUANTS as readonly string[]).includes(quant)) {
+    throw new InputError(`--quant: unknown format "${quant}" (known: ${SYNTH_QUANTS.join(', ')})`);
+  }
   const mt = config.model_type;
-  if (mt === 'gpt_oss') return gptOssSpec(config);
-  if (mt === 'nemotron_h') return nemotronHSpec(config);
+  if (mt === 'gpt_oss') {
+    if (quant !== undefined) throw new InputError('--quant: gpt-oss checkpoints are written as released (MXFP4 experts, BF16 elsewhere); drop --quant');
+    return gptOssSpec(config);
+  }
+  if (mt === 'nemotron_h') return nemotronHSpec(config, quant as NemotronQuant | undefined);
   throw new InputError(`synth: model_type "${String(mt)}" has no synthetic layout yet (supported: gpt_oss, nemotron_h)`);
 }

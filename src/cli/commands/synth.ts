@@ -11,12 +11,13 @@ export function register(program: Command): void {
     .description(`write a checkpoint with random weights at real shapes (presets: ${Object.keys(PRESETS).join(', ')})`)
     .option('--preset <name>', 'model shape preset')
     .option('--config <file>', 'a config.json to use instead of a preset')
+    .option('--quant <format>', `Nemotron-H only: bf16 (default) or nvfp4 (routed and shared experts in ModelOpt's NVFP4 layout, the rest BF16)`)
     .requiredOption('--out <dir>', 'output folder')
     .option('--seed <n>', 'random seed', parseIntArg('--seed', 0), 1234)
     .option('--shard-gb <n>', 'maximum shard size in GB', parseIntArg('--shard-gb', 1), 4)
     .action((o) => {
       if (!o.preset === !o.config) throw new InputError('synth: give exactly one of --preset or --config');
-      const spec = synthSpecFor(o.preset ?? readJsonFile(o.config));
+      const spec = synthSpecFor(o.preset ?? readJsonFile(o.config), o.quant);
       const bar = new SingleBar({ format: 'synth [{bar}] {percentage}% | {value}/{total} MB | eta {eta}s', hideCursor: true, noTTYOutput: false }, Presets.shades_classic);
       let started = false;
       writeSynthetic(spec, o.out, {
