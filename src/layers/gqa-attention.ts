@@ -5,7 +5,7 @@
 import type { AttentionMeta, Backend, KvDtype, KvLayerCache } from '../backend/backend.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
-import { loadLinear, loadVector } from '../weights/linear-weight.js';
+import { type LinearLoader, loadVector } from '../weights/linear-weight.js';
 
 export interface GqaConfig {
   nHeads: number;
@@ -23,15 +23,15 @@ export class GqaAttention {
     readonly wo: QMatrix, private readonly bo: Float32Array | null,
   ) {}
 
-  static load(ckpt: Checkpoint, p: string, c: GqaConfig, hidden: number): GqaAttention {
+  static load(ckpt: Checkpoint, p: string, c: GqaConfig, hidden: number, lin: LinearLoader): GqaAttention {
     const q = c.nHeads * c.headDim;
     const kv = c.nKv * c.headDim;
     const b = (name: string, n: number) => (c.bias ? loadVector(ckpt, `${p}.${name}.bias`, [n]) : null);
     return new GqaAttention(c,
-      loadLinear(ckpt, `${p}.q_proj`, q, hidden), b('q_proj', q),
-      loadLinear(ckpt, `${p}.k_proj`, kv, hidden), b('k_proj', kv),
-      loadLinear(ckpt, `${p}.v_proj`, kv, hidden), b('v_proj', kv),
-      loadLinear(ckpt, `${p}.o_proj`, hidden, q), b('o_proj', hidden));
+      lin(`${p}.q_proj`, q, hidden), b('q_proj', q),
+      lin(`${p}.k_proj`, kv, hidden), b('k_proj', kv),
+      lin(`${p}.v_proj`, kv, hidden), b('v_proj', kv),
+      lin(`${p}.o_proj`, hidden, q), b('o_proj', hidden));
   }
 
   allocKv(be: Backend, numBlocks: number, blockSize: number, dtype: KvDtype = 'f32'): KvLayerCache {

@@ -8,7 +8,7 @@
 import type { Backend, MambaLayerState, StateMeta } from '../backend/backend.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
-import { loadLinear, loadVector } from '../weights/linear-weight.js';
+import { type LinearLoader, loadVector } from '../weights/linear-weight.js';
 import type { MambaConfig } from '../models/nemotron-h-config.js';
 
 export class Mamba2Mixer {
@@ -32,7 +32,7 @@ export class Mamba2Mixer {
     return c.dInner + 2 * c.nGroups * c.stateSize;
   }
 
-  static load(ckpt: Checkpoint, p: string, c: MambaConfig, hidden: number, eps: number): Mamba2Mixer {
+  static load(ckpt: Checkpoint, p: string, c: MambaConfig, hidden: number, eps: number, lin: LinearLoader): Mamba2Mixer {
     const convDim = Mamba2Mixer.convDim(c);
     const projRows = c.dInner + convDim + c.nHeads;
     const aLog = loadVector(ckpt, `${p}.A_log`, [c.nHeads]);
@@ -40,7 +40,7 @@ export class Mamba2Mixer {
     for (let h = 0; h < c.nHeads; h++) A[h] = -Math.exp(aLog[h]);
     return new Mamba2Mixer(
       c, eps,
-      loadLinear(ckpt, `${p}.in_proj`, projRows, hidden),
+      lin(`${p}.in_proj`, projRows, hidden),
       c.projBias ? loadVector(ckpt, `${p}.in_proj.bias`, [projRows]) : null,
       loadVector(ckpt, `${p}.conv1d.weight`, [convDim, 1, c.convKernel]),
       c.convBias ? loadVector(ckpt, `${p}.conv1d.bias`, [convDim]) : null,
@@ -48,7 +48,7 @@ export class Mamba2Mixer {
       A,
       loadVector(ckpt, `${p}.D`, [c.nHeads]),
       loadVector(ckpt, `${p}.norm.weight`, [c.dInner]),
-      loadLinear(ckpt, `${p}.out_proj`, hidden, c.dInner),
+      lin(`${p}.out_proj`, hidden, c.dInner),
       c.projBias ? loadVector(ckpt, `${p}.out_proj.bias`, [hidden]) : null,
     );
   }

@@ -8,7 +8,7 @@ import type { Backend, ExpertBank } from '../backend/backend.js';
 import { CheckpointError } from '../util/errors.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
-import { loadLinear, loadVector, stackMatrices } from '../weights/linear-weight.js';
+import { type LinearLoader, loadLinear, loadVector, stackMatrices } from '../weights/linear-weight.js';
 import type { MoeConfig } from '../models/nemotron-h-config.js';
 import { Relu2Mlp } from './relu2-mlp.js';
 import { sigmoidRouting } from './sigmoid-routing.js';
@@ -24,7 +24,8 @@ export class NemotronMoe {
     readonly shared: Relu2Mlp | null,
   ) {}
 
-  static load(ckpt: Checkpoint, p: string, c: MoeConfig, hidden: number): NemotronMoe {
+  /** `lin` loads the experts and projections (maybe re-quantised); the router stays as stored */
+  static load(ckpt: Checkpoint, p: string, c: MoeConfig, hidden: number, lin: LinearLoader): NemotronMoe {
     const E = c.nExperts;
     const L = c.latent > 0 ? c.latent : hidden;
     const I = c.intermediate;
@@ -33,8 +34,8 @@ export class NemotronMoe {
     const ups: QMatrix[] = [];
     const downs: QMatrix[] = [];
     for (let e = 0; e < E; e++) {
-      ups.push(loadLinear(ckpt, `${p}.experts.${e}.up_proj`, I, L));
-      downs.push(loadLinear(ckpt, `${p}.experts.${e}.down_proj`, L, I));
+      ups.push(lin(`${p}.experts.${e}.up_proj`, I, L));
+      downs.push(lin(`${p}.experts.${e}.down_proj`, L, I));
     }
     let shared: Relu2Mlp | null = null;
     if (c.nShared > 0) {
@@ -45,7 +46,7 @@ export class NemotronMoe {
       if (rows !== undefined && !widths.includes(rows)) {
         throw new CheckpointError(`${ckpt.dir}: tensor ${name} has ${rows} rows, expected moe_shared_expert_intermediate_size (${c.sharedIntermediate})`);
       }
-      shared = Relu2Mlp.load(ckpt, `${p}.shared_experts`, hidden, rows ?? c.sharedIntermediate, false);
+      shared = Relu2Mlp.load(ckpt, `${p}.shared_experts`, hidden, rows ?? c.sharedIntermediate, false, lin);
     }
     return new NemotronMoe(
       c,
@@ -57,8 +58,8 @@ export class NemotronMoe {
         w2: stackMatrices(downs, `${p}.experts.*.down_proj`), b2: null,
         activation: { kind: 'relu2' },
       },
-      c.latent > 0 ? loadLinear(ckpt, `${p}.fc1_latent_proj`, L, hidden) : null,
-      c.latent > 0 ? loadLinear(ckpt, `${p}.fc2_latent_proj`, hidden, L) : null,
+      c.latent > 0 ? lin(`${p}.fc1_latent_proj`, L, hidden) : null,
+      c.latent > 0 ? lin(`${p}.fc2_latent_proj`, hidden, L) : null,
       shared,
     );
   }

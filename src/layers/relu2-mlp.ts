@@ -2,7 +2,7 @@
 import type { Backend } from '../backend/backend.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
-import { loadLinear, loadVector } from '../weights/linear-weight.js';
+import { type LinearLoader, loadVector } from '../weights/linear-weight.js';
 
 export class Relu2Mlp {
   private constructor(
@@ -10,10 +10,10 @@ export class Relu2Mlp {
     readonly down: QMatrix, private readonly downBias: Float32Array | null,
   ) {}
 
-  static load(ckpt: Checkpoint, p: string, hidden: number, inter: number, bias: boolean): Relu2Mlp {
+  static load(ckpt: Checkpoint, p: string, hidden: number, inter: number, bias: boolean, lin: LinearLoader): Relu2Mlp {
     return new Relu2Mlp(
-      loadLinear(ckpt, `${p}.up_proj`, inter, hidden), bias ? loadVector(ckpt, `${p}.up_proj.bias`, [inter]) : null,
-      loadLinear(ckpt, `${p}.down_proj`, hidden, inter), bias ? loadVector(ckpt, `${p}.down_proj.bias`, [hidden]) : null,
+      lin(`${p}.up_proj`, inter, hidden), bias ? loadVector(ckpt, `${p}.up_proj.bias`, [inter]) : null,
+      lin(`${p}.down_proj`, hidden, inter), bias ? loadVector(ckpt, `${p}.down_proj.bias`, [hidden]) : null,
     );
   }
 

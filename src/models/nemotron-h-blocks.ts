@@ -4,7 +4,7 @@
  */
 import type { AttentionMeta, Backend, KvLayerCache, MambaLayerState, StateMeta } from '../backend/backend.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
-import { loadVector } from '../weights/linear-weight.js';
+import { type LinearLoader, loadVector } from '../weights/linear-weight.js';
 import { GqaAttention } from '../layers/gqa-attention.js';
 import { Mamba2Mixer } from '../layers/mamba2.js';
 import { NemotronMoe } from '../layers/nemotron-moe.js';
@@ -38,14 +38,14 @@ export class HybridBlock {
   }
 }
 
-export function loadBlock(ckpt: Checkpoint, p: string, kind: BlockKind, cfg: NemotronHConfig): HybridBlock {
+export function loadBlock(ckpt: Checkpoint, p: string, kind: BlockKind, cfg: NemotronHConfig, lin: LinearLoader): HybridBlock {
   const H = cfg.hidden;
   const norm = loadVector(ckpt, `${p}.norm.weight`, [H]);
   const mp = `${p}.mixer`;
   switch (kind) {
-    case 'mamba': return new HybridBlock(kind, norm, cfg.eps, Mamba2Mixer.load(ckpt, mp, cfg.mamba!, H, cfg.eps));
-    case 'attention': return new HybridBlock(kind, norm, cfg.eps, GqaAttention.load(ckpt, mp, cfg.attn!, H));
-    case 'mlp': return new HybridBlock(kind, norm, cfg.eps, Relu2Mlp.load(ckpt, mp, H, cfg.mlp!.intermediate, cfg.mlp!.bias));
-    case 'moe': return new HybridBlock(kind, norm, cfg.eps, NemotronMoe.load(ckpt, mp, cfg.moe!, H));
+    case 'mamba': return new HybridBlock(kind, norm, cfg.eps, Mamba2Mixer.load(ckpt, mp, cfg.mamba!, H, cfg.eps, lin));
+    case 'attention': return new HybridBlock(kind, norm, cfg.eps, GqaAttention.load(ckpt, mp, cfg.attn!, H, lin));
+    case 'mlp': return new HybridBlock(kind, norm, cfg.eps, Relu2Mlp.load(ckpt, mp, H, cfg.mlp!.intermediate, cfg.mlp!.bias, lin));
+    case 'moe': return new HybridBlock(kind, norm, cfg.eps, NemotronMoe.load(ckpt, mp, cfg.moe!, H, lin));
   }
 }

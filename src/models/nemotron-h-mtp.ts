@@ -8,7 +8,7 @@
 import type { AttentionMeta, Backend, KvLayerCache } from '../backend/backend.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
-import { loadLinear, loadVector } from '../weights/linear-weight.js';
+import { type LinearLoader, loadVector } from '../weights/linear-weight.js';
 import type { NemotronHConfig } from './nemotron-h-config.js';
 import { HybridBlock, loadBlock } from './nemotron-h-blocks.js';
 
@@ -22,16 +22,16 @@ export class MtpHead {
     private readonly finalNorm: Float32Array,
   ) {}
 
-  static load(ckpt: Checkpoint, cfg: NemotronHConfig): MtpHead {
+  static load(ckpt: Checkpoint, cfg: NemotronHConfig, lin: LinearLoader): MtpHead {
     const H = cfg.hidden;
     const kinds = cfg.mtp!.layers;
     const last = kinds.length - 1;
-    const blocks = kinds.map((k, i) => loadBlock(ckpt, `mtp.layers.${i}`, k, cfg));
+    const blocks = kinds.map((k, i) => loadBlock(ckpt, `mtp.layers.${i}`, k, cfg, lin));
     return new MtpHead(
       cfg.eps,
       loadVector(ckpt, 'mtp.layers.0.enorm.weight', [H]),
       loadVector(ckpt, 'mtp.layers.0.hnorm.weight', [H]),
-      loadLinear(ckpt, 'mtp.layers.0.eh_proj', H, 2 * H),
+      lin('mtp.layers.0.eh_proj', H, 2 * H),
       blocks,
       loadVector(ckpt, `mtp.layers.${last}.final_layernorm.weight`, [H]),
     );

@@ -19,8 +19,9 @@ import { Relu2Mlp } from '../layers/relu2-mlp.js';
 import { InputError, TesseraError } from '../util/errors.js';
 import { Checkpoint } from '../weights/checkpoint.js';
 import { ConfigReader } from '../weights/config.js';
-import { QMatrix, qmatrixBytes } from '../weights/qmatrix.js';
-import { loadLinear, loadVector } from '../weights/linear-weight.js';
+import { QMatrix, qmatrixBytes, requantizeInt8 } from '../weights/qmatrix.js';
+import { decodeRow } from '../backend/reference.js';
+import { linearLoader, loadLinear, loadVector } from '../weights/linear-weight.js';
 import type { CausalLM, ForwardBatch, LoadOptions, ModelCache } from './model.js';
 import { NemotronHConfig, parseNemotronHConfig } from './nemotron-h-config.js';
 import { HybridBlock, loadBlock } from './nemotron-h-blocks.js';
@@ -158,9 +159,13 @@ export class NemotronHModel implements CausalLM {
     const embName = ckpt.has('backbone.embeddings.weight') || !ckpt.has('backbone.embedding.weight')
       ? 'backbone.embeddings' : 'backbone.embedding';
     const embedding = loadLinear(ckpt, embName, V, H);
-    const blocks = cfg.layers.map((k, i) => loadBlock(ckpt, `backbone.layers.${i}`, k, cfg));
-    const lmHead = cfg.tieEmbeddings && !ckpt.has('lm_head.weight') ? embedding : loadLinear(ckpt, 'lm_head', V, H);
-    const mtp = cfg.mtp && ckpt.has('mtp.layers.0.eh_proj.weight') ? MtpHead.load(ckpt, cfg) : null;
+    // projections, experts and the unembedding may be re-quantised; the embedding is only gathered
+    const requant = opts.denseWeights === 'int8' ? (m: QMatrix) => requantizeInt8(m, decodeRow) : undefined;
+    const lin = linearLoader(ckpt, requant);
+    const blocks = cfg.layers.map((k, i) => loadBlock(ckpt, `backbone.layers.${i}`, k, cfg, lin));
+    const tied = cfg.tieEmbeddings && !ckpt.has('lm_head.weight');
+    const lmHead = tied ? (requant ? requant(embedding) : embedding) : lin('lm_head', V, H);
+    const mtp = cfg.mtp && ckpt.has('mtp.layers.0.eh_proj.weight') ? MtpHead.load(ckpt, cfg, lin) : null;
     return new NemotronHModel(backend, cfg, embedding, blocks, loadVector(ckpt, 'backbone.norm_f.weight', [H]), lmHead, mtp,
       opts.kvCacheDtype ?? 'f32');
   }

@@ -17,6 +17,20 @@ const DENSE = ['BF16', 'F32', 'F16'] as const;
  * `<base>.weight_scale_2` (F32 scalar). (`input_scale` only matters to FP4/FP8 activations.)
  */
 export function loadLinear(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
+  return linearAsStored(ckpt, base, rows, cols);
+}
+
+/**
+ * How a model's projections are loaded: `loadLinear`, or that followed by a re-quantisation
+ * (`--dense-weights int8` turns bf16/f32 into int8; FP8 and NVFP4 stay as stored).
+ */
+export type LinearLoader = (base: string, rows: number, cols: number) => QMatrix;
+
+export function linearLoader(ckpt: Checkpoint, transform?: (m: QMatrix) => QMatrix): LinearLoader {
+  return transform ? (base, rows, cols) => transform(loadLinear(ckpt, base, rows, cols)) : (base, rows, cols) => loadLinear(ckpt, base, rows, cols);
+}
+
+function linearAsStored(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
   const name = `${base}.weight`;
   const info = ckpt.info(name);
   if (info?.dtype === 'F8_E4M3') return fp8Linear(ckpt, base, rows, cols);
@@ -84,7 +98,7 @@ export function stackMatrices(ms: QMatrix[], what: string): QMatrix {
   const rows = ms.reduce((a, m) => a + m.rows, 0);
   // The bank is one copy: a large one goes to huge-page memory, and each mapped expert's pages
   // leave the process once copied (they stay in the page cache), so RSS holds the weights once.
-  const cat = <A extends Float32Array | Uint16Array | Uint8Array>(parts: A[], Ctor: { new (n: number): A; new (b: ArrayBuffer): A }): A => {
+  const cat = <A extends Float32Array | Uint16Array | Uint8Array | Int8Array>(parts: A[], Ctor: { new (n: number): A; new (b: ArrayBuffer): A }): A => {
     const n = parts.reduce((a, p) => a + p.length, 0);
     const bytes = n * parts[0].BYTES_PER_ELEMENT;
     const out = weightMemory.alloc && bytes >= 1 << 20 ? new Ctor(weightMemory.alloc(bytes)) : new Ctor(n);
@@ -101,6 +115,10 @@ export function stackMatrices(ms: QMatrix[], what: string): QMatrix {
       return { format: 'f32', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'f32' }>).data), Float32Array) };
     case 'bf16':
       return { format: 'bf16', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'bf16' }>).data), Uint16Array) };
+    case 'int8': {
+      const ps = ms as Extract<QMatrix, { format: 'int8' }>[];
+      return { format: 'int8', rows, cols, data: cat(ps.map((m) => m.data), Int8Array), rowScale: cat(ps.map((m) => m.rowScale), Float32Array) };
+    }
     case 'fp8': {
       const ps = ms as Extract<QMatrix, { format: 'fp8' }>[];
       const { blockCols } = ps[0];
