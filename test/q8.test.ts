@@ -1,5 +1,5 @@
 /**
- * q8 activations (`--activations int8`): MXFP4 and int8 weights against int8-quantised
+ * q8 activations (`--activations int8`): MXFP4, NVFP4 and int8 weights against int8-quantised
  * activations with integer dot products. Checked per ISA against an oracle written here that
  * does the same arithmetic (quantisation per 32 inputs, exact integer block sums), for batch
  * invariance, and against the exact f32 result within the quantisation error.
@@ -28,6 +28,20 @@ function mxfp4(rows: number, cols: number): QMatrix {
     format: 'mxfp4', rows, cols,
     blocks: Uint8Array.from({ length: rows * cols / 2 }, () => Math.floor((rnd() + 1) * 128) & 255),
     scales: Uint8Array.from({ length: rows * cols / 32 }, () => 118 + Math.floor((rnd() + 1) * 5)),
+  };
+}
+
+function nvfp4(rows: number, cols: number, subnormal = false): QMatrix {
+  return {
+    format: 'nvfp4', rows, cols,
+    packed: Uint8Array.from({ length: rows * cols / 2 }, () => Math.floor((rnd() + 1) * 128) & 255),
+    // e4m3 block scales from 2^-2 to 2^1 with random mantissas (or subnormal, zero and negative
+    // ones), a global scale per row
+    scales: Uint8Array.from({ length: rows * cols / 16 }, () => {
+      const b = Math.floor((rnd() + 1) * 128);
+      return subnormal ? (b & 0x87) : 0x28 + (b & 31);
+    }),
+    rowScale2: Float32Array.from({ length: rows }, () => f(0.01 + Math.abs(rnd()) * 0.01)),
   };
 }
 
@@ -101,9 +115,11 @@ for (const isa of NATIVE_ISAS) {
     const shapes: [string, number, number][] = [
       ['mxfp4', 37, 32], ['mxfp4', 9, 96], ['mxfp4', 70, 160], ['mxfp4', 5, 2880],
       ['int8', 37, 45], ['int8', 33, 64], ['int8', 7, 200], ['int8', 3, 2880],
+      // NVFP4: two scales per 32-block; 1856 inputs (Nemotron 3 Nano's experts) end on half a group
+      ['nvfp4', 37, 32], ['nvfp4', 9, 96], ['nvfp4', 70, 160], ['nvfp4', 11, 1856], ['nvfp4-subnormal', 24, 256],
     ];
     for (const [fmt, rows, cols] of shapes) {
-      const w = fmt === 'mxfp4' ? mxfp4(rows, cols) : int8(rows, cols);
+      const w = fmt === 'mxfp4' ? mxfp4(rows, cols) : fmt.startsWith('nvfp4') ? nvfp4(rows, cols, fmt === 'nvfp4-subnormal') : int8(rows, cols);
       // T ≥ 8 takes the token-lane kernels where the ISA has them (MXFP4): the same bits
       for (const T of [1, 2, 3, 5, 6, 9, 37, 70]) {
         const x = randF32(T * cols, 2);
@@ -124,6 +140,25 @@ for (const isa of NATIVE_ISAS) {
       for (const k of [0, 5, 8, 18]) {
         assert.deepEqual(be.linear(x.slice(k * cols, (k + 1) * cols), 1, w, null), all.slice(k * rows, (k + 1) * rows), `${fmt} ${rows}x${cols} token ${k} bit-identical`);
       }
+    }
+    // NVFP4 with an odd number of 16-input blocks keeps exact f32 activations
+    {
+      const w = nvfp4(13, 48), x = randF32(3 * 48);
+      assert.deepEqual(be.linear(x, 3, w, null), createBackend('native').linear(x, 3, w, null), 'nvfp4 48 inputs: the f32 kernels');
+    }
+    // Nemotron's relu² experts in NVFP4: q8 near f32, a token alone bit-identical to it in a batch
+    {
+      const E = 4, dIn = 96, I = 64;
+      const bank: ExpertBank = { numExperts: E, dIn, w1Rows: I, dOut: dIn, w1: nvfp4(E * I, dIn), b1: null, w2: nvfp4(E * dIn, I), b2: null, activation: { kind: 'relu2' } };
+      const T = 6, k = 2;
+      const routing = { k, experts: Int32Array.from([0, 3, 3, 1, 2, 0, 1, 3, 2, 0, 1, 2]), weights: randF32(T * k) };
+      const x = randF32(T * dIn);
+      const got = be.moeExperts(x, T, routing, bank);
+      const exact = ref.moeExperts(x, T, routing, bank);
+      const sc = scaleOf(exact);
+      for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `nvfp4 moe [${i}]: ${got[i]} vs ${exact[i]}`);
+      const one = be.moeExperts(x.slice(4 * dIn, 5 * dIn), 1, { k, experts: routing.experts.slice(8, 10), weights: routing.weights.slice(8, 10) }, bank);
+      assert.deepEqual(one, got.slice(4 * dIn, 5 * dIn), 'nvfp4 moe: a token alone is bit-identical to the same token in the batch');
     }
     // the expert MLP: both matmuls on q8 activations
     const E = 4, dIn = 96, I = 64, dOut = 96;

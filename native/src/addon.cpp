@@ -229,12 +229,18 @@ void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
     const int64_t k = (c0 % GC) / 32;  // block within the group
     int32_t* corr = reinterpret_cast<int32_t*>(rec + GC);
     float* dxl = reinterpret_cast<float*>(rec + GC + 64);
-    if (fmt == FMT_MXFP4) {
+    if (fmt == FMT_MXFP4 || fmt == FMT_NVFP4) {
       for (int j = 0; j < 16; j++) {
         rec[16 * k + j] = uint8_t(q[2 * j]);
         rec[64 + 16 * k + j] = uint8_t(q[2 * j + 1]);
       }
-      corr[4 * k] = -12 * Q;
+      if (fmt == FMT_MXFP4) corr[4 * k] = -12 * Q;
+      else {  // one sum per 16 inputs
+        int32_t qa = 0;
+        for (int j = 0; j < 16; j++) qa += q[j];
+        corr[4 * k] = -12 * qa;
+        corr[4 * k + 1] = -12 * (Q - qa);
+      }
       for (int j = 0; j < 4; j++) dxl[4 * k + j] = 0.5f * d;
     } else {
       for (int j = 0; j < 32; j++) rec[32 * k + j] = uint8_t(q[j]);
@@ -255,7 +261,8 @@ void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, LineBuffer& buf) 
     for (int64_t t = 0; t < T; t++) token(t);
 }
 
-bool q8_format(const Matrix& w) { return w.format == FMT_MXFP4 || w.format == FMT_INT8; }
+// (NVFP4 with an odd number of 16-input blocks keeps f32 activations: its q8 kernels read whole 32-blocks)
+bool q8_format(const Matrix& w) { return w.format == FMT_MXFP4 || w.format == FMT_INT8 || (w.format == FMT_NVFP4 && w.cols % 32 == 0); }
 
 // T tokens' MXFP4 q8 records (stride xs) → the token-lane layout of linear_rows_q8_t8 (kernels.h)
 // (the octs [o0, o1) only: callers split the work)

@@ -44,13 +44,14 @@ struct LinearRowsFn {
 // Activations quantised to int8 (q8: one f32 scale per 32 inputs, as llama.cpp's q8_0), laid out
 // for the integer kernels. Per token, groups of Q8_GROUP_COLS(format) inputs, each group one
 // record of Q8_GROUP_BYTES(format) bytes:
-//   q    int8 values: MXFP4 (4 blocks of 32): the 4×16 even inputs, then the 4×16 odd ones (so
-//        the low / high nibbles of 64 stored bytes meet their inputs); INT8 (2 blocks): in order
+//   q    int8 values: MXFP4 and NVFP4 (4 blocks of 32): the 4×16 even inputs, then the 4×16 odd
+//        ones (so the low / high nibbles of 64 stored bytes meet their inputs); INT8 (2 blocks): in order
 //   corr 16 × int32, added to the integer sums before scaling: the offset that makes the weights
-//        unsigned (MXFP4: 2·e2m1 + 12; INT8: w + 128) times −Σq of the block, in the block's first lane
+//        unsigned (MXFP4, NVFP4: 2·e2m1 + 12; INT8: w + 128) times −Σq of the block, in the block's
+//        first lane (NVFP4: of its inputs 0–15 in the first lane, 16–31 in the second)
 //   dxl  16 × f32, the block scale of each lane's inputs (MXFP4: halved, for the 2·e2m1 codes)
 // Padding blocks past `cols` are zero. Built by prepare_q8 (addon.cpp), the same on every ISA.
-inline int64_t q8_group_cols(int format) { return format == FMT_MXFP4 ? 128 : 64; }
+inline int64_t q8_group_cols(int format) { return format == FMT_MXFP4 || format == FMT_NVFP4 ? 128 : 64; }
 inline int64_t q8_group_bytes(int format) { return q8_group_cols(format) + 128; }
 inline int64_t q8_token_bytes(int format, int64_t cols) {
   return (cols + q8_group_cols(format) - 1) / q8_group_cols(format) * q8_group_bytes(format);
@@ -77,7 +78,8 @@ struct KernelTable {
   void (*attend_group)(const float* q, const void* kc, const void* vc, int kv_type, const int32_t* slots, int64_t n,
                        int64_t kv_stride, int64_t d, float scale, const float* sinks, int64_t G, float* scratch,
                        float* out);
-  // y[t, r] for rows [r0, r1) from q8 activations `xq` (token stride q8_token_bytes); MXFP4 / INT8 only
+  // y[t, r] for rows [r0, r1) from q8 activations `xq` (token stride q8_token_bytes); MXFP4 / INT8 /
+  // NVFP4 (cols a multiple of 32) only
   void (*linear_rows_q8)(const Matrix& w, const uint8_t* xq, int64_t T, const float* bias, float* y,
                          int64_t y_stride, int64_t r0, int64_t r1);
   // MXFP4 only, from token-lane activations `xt` (q8_t8_bytes): null where the ISA has no such
