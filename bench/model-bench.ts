@@ -6,7 +6,7 @@
  * depth costs what it would. The batched roofline counts the experts each step actually
  * touches (watchExperts).
  */
-import type { Backend, ExpertBank, KvDtype, KvLayerCache } from '../src/backend/backend.js';
+import { type Backend, type ExpertBank, type KvDtype, type KvLayerCache, expertWeightsBytes } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
@@ -100,7 +100,7 @@ export function fillKv(layers: KvLayerCache[]): void {
   }
 }
 
-const expertBytes = (bank: ExpertBank) => (qmatrixBytes(bank.w1) + qmatrixBytes(bank.w2)) / bank.numExperts;
+const expertBytes = (bank: ExpertBank) => (expertWeightsBytes(bank.w1) + expertWeightsBytes(bank.w2)) / bank.numExperts;
 
 /**
  * Counts, over the MoE calls made until `stop`, the expert bytes read beyond the single-token

@@ -14,8 +14,9 @@ import { readF32File } from '../src/conformance/model-fixtures.js';
 import { loadModel } from '../src/models/registry.js';
 import { Checkpoint } from '../src/weights/checkpoint.js';
 import { f32ToBf16, fp8e4m3ToF32, E2M1_VALUES } from '../src/weights/dtypes.js';
-import { loadLinear, stackMatrices } from '../src/weights/linear-weight.js';
-import type { QMatrix } from '../src/weights/qmatrix.js';
+import { expertList, loadLinear } from '../src/weights/linear-weight.js';
+import type { ExpertBank } from '../src/backend/backend.js';
+import { type QMatrix, weightMemory } from '../src/weights/qmatrix.js';
 import { SafetensorsFile, writeSafetensors } from '../src/weights/safetensors.js';
 import { maxAbs, modelFixtureDirs, tmpDir } from './helpers.js';
 
@@ -121,7 +122,7 @@ function quantNvfp4(t: T): T[] {
   ];
 }
 
-test('linear over FP8 and NVFP4 equals linear over the decoded matrix (reference and native), and stacking keeps each expert', () => {
+test('linear over FP8 and NVFP4 equals linear over the decoded matrix (reference and native), and so do experts kept one matrix each', () => {
   const rows = 6, cols = 32;
   const src: T = { name: 'x.weight', dtype: 'BF16', shape: [rows, cols],
     data: new Uint8Array(Uint16Array.from({ length: rows * cols }, (_, i) => f32ToBf16(Math.sin(i * 1.7) * (1 + (i % 5)))).buffer) };
@@ -134,31 +135,41 @@ test('linear over FP8 and NVFP4 equals linear over the decoded matrix (reference
     for (const be of [new ReferenceBackend(), createBackend('auto')]) {
       assert.ok(maxAbs(be.linear(x, 3, m), want) < 1e-5, `${m.format} on ${be.name}`);
     }
-    // two "experts" with different scales stacked into one bank
+    // two "experts" with different scales, as a per-expert list: the MoE equals the one over a
+    // stacked f32 bank of the decoded weights (w1 [6, 32]; w2 [32, 6] from the transposed values)
     const big = Uint16Array.from(bf16Values(src), (v) => f32ToBf16(v * 64));
     const m2 = loadLinear(ckptWith(q({ ...src, data: new Uint8Array(big.buffer) })), 'x', rows, cols);
-    const st = stackMatrices([m, m2], 'experts');
-    assert.deepEqual(rowsOf(st), [...rowsOf(m), ...rowsOf(m2)]);
+    const w1 = expertList([m, m2], 'experts');
+    const stacked: QMatrix = { format: 'f32', rows: 2 * rows, cols, data: Float32Array.from([...rowsOf(m), ...rowsOf(m2)].flat()) };
+    const w2: QMatrix = { format: 'f32', rows: 2 * cols, cols: rows, data: Float32Array.from({ length: 2 * cols * rows }, (_, i) => Math.sin(i)) };
+    const bank = (w: ExpertBank['w1']): ExpertBank => ({ numExperts: 2, dIn: cols, w1Rows: rows, dOut: cols, w1: w, b1: null, w2, b2: null, activation: { kind: 'relu2' } });
+    const routing = { k: 2, experts: Int32Array.from([0, 1, 1, 0, 1, 1]), weights: Float32Array.from([0.3, 0.7, 0.5, 0.5, 1, 0]) };
+    const wantMoe = new ReferenceBackend().moeExperts(x, 3, routing, bank(stacked));
+    for (const be of [new ReferenceBackend(), createBackend('auto')]) {
+      assert.ok(maxAbs(be.moeExperts(x, 3, routing, bank(w1)), wantMoe) < 1e-4 * Math.max(...wantMoe.map(Math.abs)), `${m.format} experts on ${be.name}`);
+    }
   }
 });
 
-test('stacking mapped experts keeps one copy: the bank equals its parts, which stay readable after their pages are dropped', () => {
-  createBackend('auto'); // the addon (when built) maps checkpoints and drops copied pages
-  const rows = 512, cols = 2048; // 1 MiB of FP8 per expert: the bank goes to weight memory
+test('experts stored one tensor each stay the mapped tensors (no copy), and must share format and shape', () => {
+  const native = createBackend('auto').name.startsWith('native'); // the addon (when built) maps checkpoints
+  const rows = 64, cols = 128;
   const parts: T[] = [0, 1].map((e) => ({
     name: `e${e}.weight`, dtype: 'F8_E4M3', shape: [rows, cols],
     data: Uint8Array.from({ length: rows * cols }, (_, i) => ((i * 37 + e * 11) % 0x7e) | (i % 3 ? 0 : 0x80)),
   }));
-  const ck = ckptWith(parts.flatMap((p, e) => [p, { name: `e${e}.weight_scale`, dtype: 'F32', shape: [], data: f32([e + 1]) }]));
+  const ck = ckptWith([...parts.flatMap((p, e) => [p, { name: `e${e}.weight_scale`, dtype: 'F32', shape: [], data: f32([e + 1]) }]),
+    { name: 'b.weight', dtype: 'BF16', shape: [rows, cols], data: new Uint8Array(rows * cols * 2) }]);
   const ms = [0, 1].map((e) => loadLinear(ck, `e${e}`, rows, cols));
-  const st = stackMatrices(ms, 'experts');
-  assert.equal(st.format, 'fp8');
-  if (st.format !== 'fp8') return;
-  assert.deepEqual(st.data.subarray(0, rows * cols), parts[0].data);
-  assert.deepEqual(st.data.subarray(rows * cols), parts[1].data);
-  assert.deepEqual(Array.from(st.scales.subarray(0, 1)), [1]);
-  // the mapped originals read the same after the drop (their pages fault back from the file)
-  for (const [e, m] of ms.entries()) if (m.format === 'fp8') assert.deepEqual(m.data, parts[e].data);
+  const list = expertList(ms, 'experts');
+  assert.equal(list[1], ms[1]);
+  for (const [e, m] of list.entries()) {
+    assert.ok(m.format === 'fp8');
+    if (m.format !== 'fp8') continue;
+    assert.deepEqual(m.data, parts[e].data);
+    if (native) assert.ok(weightMemory.isMapped(m.data.buffer), 'the expert reads the mapped checkpoint');
+  }
+  assert.throws(() => expertList([ms[0], loadLinear(ck, 'b', rows, cols)], 'layer 3 experts'), /layer 3 experts: experts are stored in different formats or shapes/);
   ck.close();
 });
 

@@ -653,7 +653,34 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// One projection of every expert (ExpertWeights in backend.ts): a stacked matrix whose expert e
+// owns rows [e·rows, (e+1)·rows), or an array of one matrix per expert.
+std::vector<Matrix> expert_matrices(napi_env env, napi_value v, int64_t E, int64_t rows, const char* what) {
+  bool is_array = false;
+  NAPI(napi_is_array(env, v, &is_array));
+  std::vector<Matrix> ms;
+  if (is_array) {
+    uint32_t n;
+    NAPI(napi_get_array_length(env, v, &n));
+    if (int64_t(n) != E) throw Err{std::string("moe: ") + what + " lists " + std::to_string(n) + " experts, expected " + std::to_string(E)};
+    for (uint32_t e = 0; e < n; e++) {
+      ms.push_back(matrix(env, element(env, v, e)));
+      if (ms.back().rows != rows || ms.back().format != ms[0].format || ms.back().cols != ms[0].cols)
+        throw Err{std::string("moe: ") + what + "'s experts differ in format or shape"};
+    }
+  } else {
+    const Matrix m = matrix(env, v);
+    if (m.rows < E * rows) throw Err{std::string("moe: ") + what + " has fewer rows than numExperts × rows"};
+    for (int64_t e = 0; e < E; e++) {
+      ms.push_back(row_slice(m, e * rows));
+      ms.back().rows = rows;
+    }
+  }
+  return ms;
+}
+
 // moe(x, T, k, experts, weights, w1, b1|null, w2, b2|null, numExperts, w1Rows, dOut, act, alpha, limit, out)
+// (w1, w2: a stacked matrix or a per-expert array, expert_matrices)
 napi_value Moe(napi_env env, napi_callback_info info) {
   need_init();
   Args a(env, info, 17, 16);
@@ -661,11 +688,13 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   int64_t T = int64_t(num(env, a.v[1])), k = int64_t(num(env, a.v[2]));
   const int32_t* ex = typed<int32_t>(env, a.v[3], napi_int32_array, nullptr, "experts");
   const float* ew = typed<float>(env, a.v[4], napi_float32_array, nullptr, "weights");
-  Matrix w1 = matrix(env, a.v[5]);
   const float* b1 = is_null(env, a.v[6]) ? nullptr : typed<float>(env, a.v[6], napi_float32_array, nullptr, "b1");
-  Matrix w2 = matrix(env, a.v[7]);
   const float* b2 = is_null(env, a.v[8]) ? nullptr : typed<float>(env, a.v[8], napi_float32_array, nullptr, "b2");
   int64_t E = int64_t(num(env, a.v[9])), R1 = int64_t(num(env, a.v[10])), dOut = int64_t(num(env, a.v[11]));
+  if (E < 1 || R1 < 1 || dOut < 1) throw Err{"moe: numExperts, w1Rows and dOut must be positive"};
+  const std::vector<Matrix> w1s = expert_matrices(env, a.v[5], E, R1, "w1"), w2s = expert_matrices(env, a.v[7], E, dOut, "w2");
+  const Matrix& w1 = w1s[0];
+  const Matrix& w2 = w2s[0];
   std::string act = str(env, a.v[12]);
   float alpha = float(num(env, a.v[13])), limit = float(num(env, a.v[14]));
   float* out = typed<float>(env, a.v[15], napi_float32_array, nullptr, "out");
@@ -714,8 +743,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   std::vector<Segment> seg1, seg2;
   for (size_t i = 0; i < na; i++) {
     const int64_t e = active[i], n = off[i + 1] - off[i];
-    Segment sg{row_slice(w1, e * R1), reinterpret_cast<const float*>(X.data() + off[i] * xs1), n, b1 ? b1 + e * R1 : nullptr, H.data() + off[i] * R1};
-    sg.w.rows = R1;
+    Segment sg{w1s[e], reinterpret_cast<const float*>(X.data() + off[i] * xs1), n, b1 ? b1 + e * R1 : nullptr, H.data() + off[i] * R1};
     if (q8_1) sg.xq = X.data() + off[i] * xs1;
     seg1.push_back(sg);
   }
@@ -745,8 +773,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   });
   for (size_t i = 0; i < na; i++) {
     const int64_t e = active[i], n = off[i + 1] - off[i];
-    Segment sg{row_slice(w2, e * dOut), reinterpret_cast<const float*>(A.data() + off[i] * xs2), n, b2 ? b2 + e * dOut : nullptr, Y.data() + off[i] * dOut};
-    sg.w.rows = dOut;
+    Segment sg{w2s[e], reinterpret_cast<const float*>(A.data() + off[i] * xs2), n, b2 ? b2 + e * dOut : nullptr, Y.data() + off[i] * dOut};
     if (q8_2) sg.xq = A.data() + off[i] * xs2;
     seg2.push_back(sg);
   }

@@ -5,7 +5,7 @@
  * (QMatrix). The pure-TypeScript reference backend implements every op and is the oracle that
  * the native kernels are tested against.
  */
-import type { QMatrix } from '../weights/qmatrix.js';
+import { type QMatrix, qmatrixBytes, rowSlice } from '../weights/qmatrix.js';
 
 /** RoPE in the half-split (NeoX) form with YaRN-scaled inverse frequencies and concentration. */
 export interface RopeSpec {
@@ -97,7 +97,31 @@ export type ExpertActivation =
   /** Nemotron-H: relu(x)² over a single up projection */
   | { kind: 'relu2' };
 
-/** A stacked bank of experts: expert e owns rows [e·out, (e+1)·out) of w1 and w2. */
+/**
+ * One projection of every expert: a stacked matrix in which expert e owns rows [e·rows, (e+1)·rows)
+ * (gpt-oss stores its experts so), or one matrix per expert, used where the checkpoint keeps them
+ * (Nemotron stores a tensor per expert: mapped as they are, with no copy into a bank).
+ */
+export type ExpertWeights = QMatrix | readonly QMatrix[];
+
+/** Expert e's matrix of `rows` rows. */
+export function expertMatrix(w: ExpertWeights, e: number, rows: number): QMatrix {
+  return isExpertList(w) ? w[e] : rowSlice(w, e * rows, rows);
+}
+
+export function expertWeightsBytes(w: ExpertWeights): number {
+  return isExpertList(w) ? w.reduce((a, m) => a + qmatrixBytes(m), 0) : qmatrixBytes(w);
+}
+
+export function expertWeightsFormat(w: ExpertWeights): QMatrix['format'] {
+  return isExpertList(w) ? w[0].format : w.format;
+}
+
+function isExpertList(w: ExpertWeights): w is readonly QMatrix[] {
+  return Array.isArray(w);
+}
+
+/** The experts of one MoE layer: expert e's w1 and w2 (expertMatrix), their biases stacked. */
 export interface ExpertBank {
   numExperts: number;
   /** input features */
@@ -106,9 +130,9 @@ export interface ExpertBank {
   w1Rows: number;
   /** output features = rows of w2 per expert */
   dOut: number;
-  w1: QMatrix;
+  w1: ExpertWeights;
   b1: Float32Array | null;
-  w2: QMatrix;
+  w2: ExpertWeights;
   b2: Float32Array | null;
   activation: ExpertActivation;
 }

@@ -13,6 +13,7 @@ import type {
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
+import { expertWeightsFormat } from './backend.js';
 import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 
@@ -175,7 +176,7 @@ export class NativeBackend implements Backend {
   }
 
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {
-    if (!NATIVE_FORMATS.has(bank.w1.format) || !NATIVE_FORMATS.has(bank.w2.format)) {
+    if (!NATIVE_FORMATS.has(expertWeightsFormat(bank.w1)) || !NATIVE_FORMATS.has(expertWeightsFormat(bank.w2))) {
       return this.ref.moeExperts(x, T, routing, bank);
     }
     const out = new Float32Array(T * bank.dOut);

@@ -8,7 +8,7 @@ import { QMatrix, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
-import { KV_DTYPES, isKvDtype, kvOffset } from './backend.js';
+import { KV_DTYPES, expertMatrix, isKvDtype, kvOffset } from './backend.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import * as mamba from './reference-mamba.js';
 import { InputError } from '../util/errors.js';
@@ -241,10 +241,10 @@ export class ReferenceBackend implements Backend {
         const t = Math.floor(picks[i] / routing.k);
         xe.set(x.subarray(t * dIn, (t + 1) * dIn), i * dIn);
       }
-      const h = this.linear(xe, n, rowSlice(bank.w1, e * w1Rows, w1Rows),
+      const h = this.linear(xe, n, expertMatrix(bank.w1, e, w1Rows),
         bank.b1 ? bank.b1.subarray(e * w1Rows, (e + 1) * w1Rows) : null);
       const a = activate(h, n, w1Rows, bank);
-      const y = this.linear(a, n, rowSlice(bank.w2, e * dOut, dOut),
+      const y = this.linear(a, n, expertMatrix(bank.w2, e, dOut),
         bank.b2 ? bank.b2.subarray(e * dOut, (e + 1) * dOut) : null);
       for (let i = 0; i < n; i++) {
         const t = Math.floor(picks[i] / routing.k);

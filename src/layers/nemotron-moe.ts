@@ -8,7 +8,7 @@ import type { Backend, ExpertBank } from '../backend/backend.js';
 import { CheckpointError } from '../util/errors.js';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { QMatrix } from '../weights/qmatrix.js';
-import { type LinearLoader, loadLinear, loadVector, stackMatrices } from '../weights/linear-weight.js';
+import { type LinearLoader, expertList, loadLinear, loadVector } from '../weights/linear-weight.js';
 import type { MoeConfig } from '../models/nemotron-h-config.js';
 import { Relu2Mlp } from './relu2-mlp.js';
 import { sigmoidRouting } from './sigmoid-routing.js';
@@ -54,8 +54,8 @@ export class NemotronMoe {
       corr,
       {
         numExperts: E, dIn: L, w1Rows: I, dOut: L,
-        w1: stackMatrices(ups, `${p}.experts.*.up_proj`), b1: null,
-        w2: stackMatrices(downs, `${p}.experts.*.down_proj`), b2: null,
+        w1: expertList(ups, `${p}.experts.*.up_proj`), b1: null,
+        w2: expertList(downs, `${p}.experts.*.down_proj`), b2: null,
         activation: { kind: 'relu2' },
       },
       c.latent > 0 ? lin(`${p}.fc1_latent_proj`, L, hidden) : null,

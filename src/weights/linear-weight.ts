@@ -6,7 +6,7 @@
 import { CheckpointError } from '../util/errors.js';
 import type { Checkpoint } from './checkpoint.js';
 import { decodeToF32 } from './dtypes.js';
-import { QMatrix, denseMatrix, weightMemory } from './qmatrix.js';
+import { QMatrix, denseMatrix } from './qmatrix.js';
 
 const DENSE = ['BF16', 'F32', 'F16'] as const;
 
@@ -88,67 +88,16 @@ export function loadVector(ckpt: Checkpoint, name: string, shape: number[]): Flo
   return decodeToF32(t.dtype, t.data, name);
 }
 
-/** Stack matrices of equal format and cols into one of Σ rows (expert e owns its rows in order). */
-export function stackMatrices(ms: QMatrix[], what: string): QMatrix {
-  const f = ms[0].format;
-  const cols = ms[0].cols;
-  if (ms.some((m) => m.format !== f || m.cols !== cols)) {
-    throw new CheckpointError(`${what}: experts are stored in different formats or widths`);
+/**
+ * Experts stored one tensor each, as one projection's list (ExpertWeights): the mapped matrices
+ * themselves, no copy (a stacked copy doubled the memory a load needed: the page cache then no
+ * longer held a checkpoint that fits beside its process). Checked to share format and width.
+ */
+export function expertList(ms: QMatrix[], what: string): QMatrix[] {
+  if (ms.length === 0) throw new CheckpointError(`${what}: no experts`);
+  const f = ms[0].format, cols = ms[0].cols, rows = ms[0].rows;
+  if (ms.some((m) => m.format !== f || m.cols !== cols || m.rows !== rows)) {
+    throw new CheckpointError(`${what}: experts are stored in different formats or shapes`);
   }
-  const rows = ms.reduce((a, m) => a + m.rows, 0);
-  // The bank is one copy: a large one goes to huge-page memory, and each mapped expert's pages
-  // leave the process once copied (they stay in the page cache), so RSS holds the weights once.
-  const cat = <A extends Float32Array | Uint16Array | Uint8Array | Int8Array>(parts: A[], Ctor: { new (n: number): A; new (b: ArrayBuffer): A }): A => {
-    const n = parts.reduce((a, p) => a + p.length, 0);
-    const bytes = n * parts[0].BYTES_PER_ELEMENT;
-    const out = weightMemory.alloc && bytes >= 1 << 20 ? new Ctor(weightMemory.alloc(bytes)) : new Ctor(n);
-    let o = 0;
-    for (const p of parts) {
-      out.set(p as never, o);
-      o += p.length;
-      if (weightMemory.dropPages && weightMemory.isMapped(p.buffer)) weightMemory.dropPages(p);
-    }
-    return out;
-  };
-  switch (f) {
-    case 'f32':
-      return { format: 'f32', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'f32' }>).data), Float32Array) };
-    case 'bf16':
-      return { format: 'bf16', rows, cols, data: cat(ms.map((m) => (m as Extract<QMatrix, { format: 'bf16' }>).data), Uint16Array) };
-    case 'int8': {
-      const ps = ms as Extract<QMatrix, { format: 'int8' }>[];
-      return { format: 'int8', rows, cols, data: cat(ps.map((m) => m.data), Int8Array), rowScale: cat(ps.map((m) => m.rowScale), Float32Array) };
-    }
-    case 'fp8': {
-      const ps = ms as Extract<QMatrix, { format: 'fp8' }>[];
-      const { blockCols } = ps[0];
-      // each expert keeps its own scales: blocks must not straddle two experts
-      const blockRows = Math.min(...ps.map((m) => m.blockRows));
-      if (ps.some((m) => m.blockCols !== blockCols || m.rows % blockRows !== 0 || m.blockRows % blockRows !== 0)) {
-        throw new CheckpointError(`${what}: experts' FP8 scale blocks differ`);
-      }
-      const gc = Math.ceil(cols / blockCols);
-      const scales = new Float32Array((rows / blockRows) * gc);
-      let o = 0;
-      for (const m of ps) {
-        for (let r = 0; r < m.rows; r += blockRows) {
-          const src = Math.floor(r / m.blockRows) * gc;
-          scales.set(m.scales.subarray(src, src + gc), o);
-          o += gc;
-        }
-      }
-      return { format: 'fp8', rows, cols, data: cat(ps.map((m) => m.data), Uint8Array), scales, blockRows, blockCols };
-    }
-    case 'nvfp4': {
-      const ps = ms as Extract<QMatrix, { format: 'nvfp4' }>[];
-      return {
-        format: 'nvfp4', rows, cols,
-        packed: cat(ps.map((m) => m.packed), Uint8Array),
-        scales: cat(ps.map((m) => m.scales), Uint8Array),
-        rowScale2: cat(ps.map((m) => m.rowScale2), Float32Array),
-      };
-    }
-    default:
-      throw new CheckpointError(`${what}: cannot stack experts stored as ${f}`);
-  }
+  return ms;
 }
