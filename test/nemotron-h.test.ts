@@ -180,7 +180,7 @@ test('SSD chunked scan = recurrent step on random inputs (several chunk sizes, c
   }
 });
 
-test('native Mamba kernels equal the reference on a packed batch (fresh, continuing, single-token, multi-chunk)', () => {
+test('native Mamba kernels (conv, scan, gated norm) equal the reference on a packed batch (fresh, continuing, single-token, multi-chunk)', () => {
   const native = createBackend('auto');
   const ref = new ReferenceBackend();
   const nh = 8, P = 4, G = 2, N = 6, K = 4, Cd = nh * P + 2 * G * N;
@@ -218,6 +218,14 @@ test('native Mamba kernels equal the reference on a packed batch (fresh, continu
   const ys = [native, ref].map((be, i) => be.ssmScan(x, dt, B, C, T, A, D, dtBias, states[i], meta, opts));
   assert.ok(maxAbs(ys[0], ys[1]) < 1e-4, `ssm y ${maxAbs(ys[0], ys[1])}`);
   assert.ok(maxAbs(states[0].ssm, states[1].ssm) < 1e-4, `ssm state ${maxAbs(states[0].ssm, states[1].ssm)}`);
+  // the gated group norm over the scan's output (one token alone and the whole batch)
+  const z = rand(T * nh * P, 23, 2);
+  const nw = rand(nh * P, 24);
+  for (const n of [1, T]) {
+    const gs = [native, ref].map((be) => be.gatedRmsNorm(ys[1].subarray(0, n * nh * P), z.subarray(0, n * nh * P), n, nw, (nh * P) / G, 1e-5));
+    assert.ok(maxAbs(gs[0], gs[1]) < 1e-5, `gated norm (${n} tokens) ${maxAbs(gs[0], gs[1])}`);
+    assert.ok(maxAbs(gs[1], new Float32Array(gs[1].length)) > 0.1);
+  }
   // fresh sequences ignore whatever their slot held
   const again = ref.allocMambaState(4, Cd, K, nh, P, N);
   const y0 = ref.ssmScan(x, dt, B, C, T, A, D, dtBias, again, { seqs: [seqs[0]], stateSlots: Int32Array.from([3]) }, opts);

@@ -1096,6 +1096,25 @@ napi_value SsmScan(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// gatedRmsNorm(y, z, T, weight, groupSize, eps, out)
+napi_value GatedRmsNorm(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 7);
+  size_t ny, nz, nw, no;
+  const float* y = typed<float>(env, a.v[0], napi_float32_array, &ny, "y");
+  const float* z = typed<float>(env, a.v[1], napi_float32_array, &nz, "z");
+  const int64_t T = int64_t(num(env, a.v[2]));
+  const float* w = typed<float>(env, a.v[3], napi_float32_array, &nw, "weight");
+  const int64_t gs = int64_t(num(env, a.v[4]));
+  const double eps = num(env, a.v[5]);
+  float* out = typed<float>(env, a.v[6], napi_float32_array, &no, "out");
+  const int64_t W = int64_t(nw);
+  if (gs < 1 || W % gs) throw Err{"gatedRmsNorm: the group size must divide the width"};
+  if (int64_t(ny) < T * W || int64_t(nz) < T * W || int64_t(no) < T * W) throw Err{"gatedRmsNorm: array sizes do not match"};
+  mamba_gated_rmsnorm(*pool, y, z, T, W, w, gs, eps, out);
+  return undefined(env);
+}
+
 #define EXPORT(name, fn)                                                                        \
   {                                                                                             \
     napi_value f;                                                                               \
@@ -1118,6 +1137,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("requantizeInt8", RequantizeInt8);
   EXPORT("dropPages", DropPages);
   EXPORT("mambaConv", MambaConv);
+  EXPORT("gatedRmsNorm", GatedRmsNorm);
   EXPORT("ssmScan", SsmScan);
   return exports;
 }

@@ -10,7 +10,69 @@ namespace tessera {
 namespace {
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 inline double softplus(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
+
+// The scan's inner loops over the state size N (and head size P), in f64 as the reference, with
+// AVX2 clones picked at load (ifunc). Reductions keep 4 partial sums (k mod 4, added at the end)
+// so that both clones vectorise them and give the same bits.
+#define MAMBA_CLONES __attribute__((target_clones("avx2", "default")))
+
+// Σ a[k]·b[k]
+MAMBA_CLONES double dot_ff(const float* a, const float* b, int64_t n) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4)
+    for (int j = 0; j < 4; j++) s[j] += double(a[k + j]) * b[k + j];
+  for (; k < n; k++) s[0] += double(a[k]) * b[k];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// y[k] += w · x[k]
+MAMBA_CLONES void axpy_df(double* y, double w, const float* x, int64_t n) {
+  for (int64_t k = 0; k < n; k++) y[k] += w * x[k];
+}
+
+// one recurrent step of a state row: s[k] = f32(s[k]·dA + dx·b[k]); returns Σ s[k]·c[k]
+MAMBA_CLONES double step_row(float* s, const float* b, const float* c, double dA, double dx, int64_t n) {
+  double acc[4] = {0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4)
+    for (int j = 0; j < 4; j++) {
+      const float v = float(s[k + j] * dA + dx * b[k + j]);
+      s[k + j] = v;
+      acc[j] += double(v) * c[k + j];
+    }
+  for (; k < n; k++) {
+    const float v = float(s[k] * dA + dx * b[k]);
+    s[k] = v;
+    acc[0] += double(v) * c[k];
+  }
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
 }  // namespace
+
+void mamba_gated_rmsnorm(ThreadPool& pool, const float* y, const float* z, int64_t T, int64_t W, const float* weight,
+                         int64_t gs, double eps, float* out) {
+  auto token = [&](int64_t t) {
+    thread_local std::vector<float> u;
+    u.resize(size_t(W));
+    const float* yt = y + t * W;
+    const float* zt = z + t * W;
+    float* o = out + t * W;
+    for (int64_t i = 0; i < W; i++) {
+      const double zv = zt[i];
+      u[i] = float(double(yt[i]) * (zv / (1 + std::exp(-zv))));
+    }
+    for (int64_t g0 = 0; g0 < W; g0 += gs) {
+      double ss = 0;
+      for (int64_t i = g0; i < g0 + gs; i++) ss += double(u[i]) * u[i];
+      const double inv = 1 / std::sqrt(double(float(ss / double(gs))) + eps);
+      for (int64_t i = g0; i < g0 + gs; i++) o[i] = float(double(float(double(u[i]) * inv)) * weight[i]);
+    }
+  };
+  if (T >= 4) pool.parallel_for(T, token);
+  else
+    for (int64_t t = 0; t < T; t++) token(t);
+}
 
 void mamba_conv1d(ThreadPool& pool, const float* x, int64_t Cd, int64_t K, const float* w, const float* bias,
                   float* conv_state, const MambaSeg* segs, int64_t nseg, float* out) {
@@ -74,13 +136,7 @@ void mamba_ssm_scan(ThreadPool& pool, const float* x, const float* dt, const flo
         for (int64_t p = 0; p < P; p++) {
           const double xv = x[(t * nh + h) * P + p];
           const double dx = d * xv;
-          float* sp = S + p * N;
-          double acc = 0;
-          for (int64_t k = 0; k < N; k++) {
-            float v = float(sp[k] * dA + dx * b[k]);
-            sp[k] = v;
-            acc += double(v) * c[k];
-          }
+          const double acc = step_row(S + p * N, b, c, dA, dx, N);
           y[(t * nh + h) * P + p] = float(acc + double(D[h]) * xv);
         }
       }
@@ -93,10 +149,7 @@ void mamba_ssm_scan(ThreadPool& pool, const float* x, const float* dt, const flo
       for (int64_t j = 0; j < len; j++) {
         const float* cj = C + (tb + j) * GN + grp * N;
         for (int64_t i = 0; i <= j; i++) {
-          const float* bi = B + (tb + i) * GN + grp * N;
-          double acc = 0;
-          for (int64_t k = 0; k < N; k++) acc += double(cj[k]) * bi[k];
-          cb[j * L + i] = acc;
+          cb[j * L + i] = dot_ff(cj, B + (tb + i) * GN + grp * N, N);
         }
       }
       for (int64_t h = grp * hpg; h < (grp + 1) * hpg; h++) {
@@ -111,16 +164,10 @@ void mamba_ssm_scan(ThreadPool& pool, const float* x, const float* dt, const flo
           const int64_t t = tb + j;
           const float* cj = C + t * GN + grp * N;
           const double decay0 = std::exp(cs[j]);
-          for (int64_t p = 0; p < P; p++) {
-            const float* sp = S + p * N;
-            double acc = 0;
-            for (int64_t k = 0; k < N; k++) acc += double(sp[k]) * cj[k];
-            yrow[p] = acc * decay0;
-          }
+          for (int64_t p = 0; p < P; p++) yrow[p] = dot_ff(S + p * N, cj, N) * decay0;
           for (int64_t i = 0; i <= j; i++) {
             const double w = std::exp(cs[j] - cs[i]) * cb[j * L + i] * dl[i];
-            const float* xi = x + ((tb + i) * nh + h) * P;
-            for (int64_t p = 0; p < P; p++) yrow[p] += w * xi[p];
+            axpy_df(yrow.data(), w, x + ((tb + i) * nh + h) * P, P);
           }
           const float* xt = x + (t * nh + h) * P;
           float* yt = y + (t * nh + h) * P;
@@ -132,11 +179,7 @@ void mamba_ssm_scan(ThreadPool& pool, const float* x, const float* dt, const flo
           const double w = std::exp(end - cs[i]) * dl[i];
           const float* bi = B + (tb + i) * GN + grp * N;
           const float* xi = x + ((tb + i) * nh + h) * P;
-          for (int64_t p = 0; p < P; p++) {
-            const double wx = w * xi[p];
-            double* row = sc.data() + p * N;
-            for (int64_t k = 0; k < N; k++) row[k] += wx * bi[k];
-          }
+          for (int64_t p = 0; p < P; p++) axpy_df(sc.data() + p * N, w * xi[p], bi, N);
         }
         for (int64_t i = 0; i < P * N; i++) S[i] = float(sc[i]);
       }

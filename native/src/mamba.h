@@ -21,4 +21,9 @@ void mamba_ssm_scan(ThreadPool& pool, const float* x, const float* dt, const flo
                     int64_t T, int64_t nh, int64_t P, int64_t G, int64_t N, int64_t chunk, float dt_min, float dt_max,
                     float* y);
 
+// out = RMSNorm per group of `gs` channels of y · silu(z), times weight (W channels per token);
+// the reference's f64 arithmetic with its f32 roundings (reference-mamba.ts gatedRmsNorm)
+void mamba_gated_rmsnorm(ThreadPool& pool, const float* y, const float* z, int64_t T, int64_t W, const float* weight,
+                         int64_t gs, double eps, float* out);
+
 }  // namespace tessera

@@ -38,6 +38,7 @@ interface Addon {
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
+  gatedRmsNorm?(...args: unknown[]): void;
 }
 
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tessera.node');
@@ -187,7 +188,7 @@ export class NativeBackend implements Backend {
     return out;
   }
 
-  // Mamba-2 ops: the reference implementation until native kernels exist
+  // Mamba-2 ops: native conv, scan and gated norm; the reference where the addon lacks them or a batch keeps every position's state
   allocMambaState(numSlots: number, convDim: number, convKernel: number, nHeads: number, headDim: number,
     stateSize: number): MambaLayerState {
     return this.ref.allocMambaState(numSlots, convDim, convKernel, nHeads, headDim, stateSize);
@@ -214,7 +215,10 @@ export class NativeBackend implements Backend {
 
   gatedRmsNorm(y: Float32Array, z: Float32Array, T: number, weight: Float32Array, groupSize: number,
     eps: number): Float32Array {
-    return this.ref.gatedRmsNorm(y, z, T, weight, groupSize, eps);
+    if (!this.a.gatedRmsNorm) return this.ref.gatedRmsNorm(y, z, T, weight, groupSize, eps);
+    const out = new Float32Array(T * weight.length);
+    this.a.gatedRmsNorm(y, z, T, weight, groupSize, eps, out);
+    return out;
   }
 }
 
