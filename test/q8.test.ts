@@ -159,6 +159,18 @@ for (const isa of NATIVE_ISAS) {
       for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `nvfp4 moe [${i}]: ${got[i]} vs ${exact[i]}`);
       const one = be.moeExperts(x.slice(4 * dIn, 5 * dIn), 1, { k, experts: routing.experts.slice(8, 10), weights: routing.weights.slice(8, 10) }, bank);
       assert.deepEqual(one, got.slice(4 * dIn, 5 * dIn), 'nvfp4 moe: a token alone is bit-identical to the same token in the batch');
+      // a busy expert (17 tokens: the token-lane kernels where the ISA has them): the same bits
+      const T2 = 17;
+      const r2 = { k, experts: Int32Array.from({ length: T2 * k }, (_, i) => (i % 2 === 0 ? 1 : [0, 2, 3][(i >> 1) % 3])), weights: randF32(T2 * k) };
+      const x2 = randF32(T2 * dIn);
+      const got2 = be.moeExperts(x2, T2, r2, bank);
+      const exact2 = ref.moeExperts(x2, T2, r2, bank);
+      const sc2 = scaleOf(exact2);
+      for (let i = 0; i < got2.length; i++) assert.ok(Math.abs(got2[i] - exact2[i]) <= 0.03 * sc2, `nvfp4 moe busy [${i}]: ${got2[i]} vs ${exact2[i]}`);
+      for (const j of [0, 6, 16]) {
+        const alone = be.moeExperts(x2.slice(j * dIn, (j + 1) * dIn), 1, { k, experts: r2.experts.slice(j * k, j * k + k), weights: r2.weights.slice(j * k, j * k + k) }, bank);
+        assert.deepEqual(alone, got2.slice(j * dIn, (j + 1) * dIn), `nvfp4 moe: token ${j} alone is bit-identical to it beside 16 others`);
+      }
     }
     // the expert MLP: both matmuls on q8 activations
     const E = 4, dIn = 96, I = 64, dOut = 96;

@@ -264,10 +264,10 @@ void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, LineBuffer& buf) 
 // (NVFP4 with an odd number of 16-input blocks keeps f32 activations: its q8 kernels read whole 32-blocks)
 bool q8_format(const Matrix& w) { return w.format == FMT_MXFP4 || w.format == FMT_INT8 || (w.format == FMT_NVFP4 && w.cols % 32 == 0); }
 
-// T tokens' MXFP4 q8 records (stride xs) → the token-lane layout of linear_rows_q8_t8 (kernels.h)
-// (the octs [o0, o1) only: callers split the work)
-void q8_token_lanes(const uint8_t* xq, int64_t xs, int64_t T, int64_t C, uint8_t* xt, int64_t o0, int64_t o1) {
-  const int64_t G = C / 32, BB = Q8_T8_BLOCK_BYTES;
+// T tokens' MXFP4 / NVFP4 q8 records (stride xs) → the token-lane layout of linear_rows_q8_t8
+// (kernels.h) (the octs [o0, o1) only: callers split the work)
+void q8_token_lanes(int fmt, const uint8_t* xq, int64_t xs, int64_t T, int64_t C, uint8_t* xt, int64_t o0, int64_t o1) {
+  const int64_t G = C / 32, BB = q8_t8_block_bytes(fmt);
   std::memset(xt + o0 * G * BB, 0, size_t((o1 - o0) * G * BB));
   for (int64_t t = o0 * 8; t < std::min(T, o1 * 8); t++) {
     const int64_t o = t / 8, j = t % 8;
@@ -281,12 +281,17 @@ void q8_token_lanes(const uint8_t* xq, int64_t xs, int64_t T, int64_t C, uint8_t
       }
       std::memcpy(d + 256 + 4 * j, rec + 128 + 16 * k, 4);  // corr of the block (its first lane)
       std::memcpy(d + 288 + 4 * j, rec + 192 + 16 * k, 4);  // dx of the block
+      if (fmt == FMT_NVFP4) std::memcpy(d + 320 + 4 * j, rec + 132 + 16 * k, 4);  // corr of inputs 16–31
     }
   }
 }
 
-// token-lane kernels pay off from one full oct of tokens (below that, 7 of 8 lanes would idle)
-bool use_t8(const Matrix& w, int64_t T) { return K->linear_rows_q8_t8 && w.format == FMT_MXFP4 && T >= 8; }
+// token-lane kernels pay off from one full oct of tokens for MXFP4 (below that, 7 of 8 lanes would
+// idle), from two for NVFP4 (per token, 3712 × 2688 from DRAM on 2 threads: 12 tokens 30 cycles
+// per block against 25 for rows in lanes, 24 tokens 24 against 27, 64 and 256 tokens 17 against 26)
+bool use_t8(const Matrix& w, int64_t T) {
+  return K->linear_rows_q8_t8 && ((w.format == FMT_MXFP4 && T >= 8) || (w.format == FMT_NVFP4 && T >= 16));
+}
 
 // One linear segment of a multi-linear job: f32 activations x, or q8 activations xq.
 struct Segment {
@@ -305,7 +310,7 @@ void run_segments(std::vector<Segment> segs) {
   // token-lane copies of the q8 activations for the segments with many tokens
   std::vector<int64_t> off(segs.size() + 1, 0);
   for (size_t i = 0; i < segs.size(); i++)
-    off[i + 1] = off[i] + (segs[i].xq && use_t8(segs[i].w, segs[i].T) ? q8_t8_bytes(segs[i].T, segs[i].w.cols) : 0);
+    off[i + 1] = off[i] + (segs[i].xq && use_t8(segs[i].w, segs[i].T) ? q8_t8_bytes(segs[i].w.format, segs[i].T, segs[i].w.cols) : 0);
   LineBuffer lanes(size_t(off.back()));
   if (off.back()) {
     std::vector<std::pair<int, int64_t>> jobs;  // (segment, first oct): 4 octs a job
@@ -317,7 +322,7 @@ void run_segments(std::vector<Segment> segs) {
     pool->parallel_for(int64_t(jobs.size()), [&](int64_t j) {
       const Segment& s = segs[jobs[j].first];
       const int64_t o0 = jobs[j].second;
-      q8_token_lanes(s.xq, q8_token_bytes(FMT_MXFP4, s.w.cols), s.T, s.w.cols, lanes.data() + off[jobs[j].first], o0,
+      q8_token_lanes(s.w.format, s.xq, q8_token_bytes(s.w.format, s.w.cols), s.T, s.w.cols, lanes.data() + off[jobs[j].first], o0,
                      std::min((s.T + 7) / 8, o0 + 4));
     });
   }

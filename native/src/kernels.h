@@ -64,9 +64,11 @@ inline int64_t q8_token_bytes(int format, int64_t cols) {
 //        the block's stored bytes 4c..4c+3 low nibbles (its even inputs 8c, 8c+2, 8c+4, 8c+6);
 //        chunk 4 + c the same bytes' high nibbles (the odd inputs 8c+1, …, 8c+7)
 //   corr 8 × int32, dx 8 × f32: the block's corr and lane scale of each token (as in q8 records)
+//   NVFP4 only: corr of the block's inputs 16–31, 8 × int32 (the corr above is of inputs 0–15)
 // Tokens past T in the last oct are zero. Built from q8 records by q8_token_lanes (addon.cpp).
 constexpr int64_t Q8_T8_BLOCK_BYTES = 320;
-inline int64_t q8_t8_bytes(int64_t T, int64_t cols) { return (T + 7) / 8 * (cols / 32) * Q8_T8_BLOCK_BYTES; }
+inline int64_t q8_t8_block_bytes(int format) { return format == FMT_NVFP4 ? Q8_T8_BLOCK_BYTES + 32 : Q8_T8_BLOCK_BYTES; }
+inline int64_t q8_t8_bytes(int format, int64_t T, int64_t cols) { return (T + 7) / 8 * (cols / 32) * q8_t8_block_bytes(format); }
 
 struct KernelTable {
   const char* isa;
@@ -82,7 +84,7 @@ struct KernelTable {
   // NVFP4 (cols a multiple of 32) only
   void (*linear_rows_q8)(const Matrix& w, const uint8_t* xq, int64_t T, const float* bias, float* y,
                          int64_t y_stride, int64_t r0, int64_t r1);
-  // MXFP4 only, from token-lane activations `xt` (q8_t8_bytes): null where the ISA has no such
+  // MXFP4 / NVFP4 only, from token-lane activations `xt` (q8_t8_bytes): null where the ISA has no such
   // kernel. Bit-identical to linear_rows_q8 on the same tokens, so the caller may pick either.
   void (*linear_rows_q8_t8)(const Matrix& w, const uint8_t* xt, int64_t T, const float* bias, float* y,
                             int64_t y_stride, int64_t r0, int64_t r1);

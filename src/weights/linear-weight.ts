@@ -1,7 +1,7 @@
 /**
  * Linear weights by name, in whatever format the checkpoint stores them (NVIDIA releases bf16,
  * FP8 and NVFP4 variants of the same model): `<base>.weight` plus, for quantised formats, its
- * scale tensors. Also stacks per-expert matrices into one bank (experts are stored one tensor each).
+ * scale tensors. Also gathers a layer's per-expert matrices into one checked list (a tensor per expert, as Nemotron stores them).
  */
 import { CheckpointError } from '../util/errors.js';
 import type { Checkpoint } from './checkpoint.js';
