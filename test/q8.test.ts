@@ -107,6 +107,30 @@ function scaleOf(v: ArrayLike<number>): number {
   return m;
 }
 
+/** k = 2 picks per token: every token's first is expert `e`, its second cycles through `others` */
+function busyExpert(T: number, e: number, others: number[]): Int32Array {
+  return Int32Array.from({ length: T * 2 }, (_, i) => (i % 2 === 0 ? e : others[(i >> 1) % others.length]));
+}
+
+/**
+ * The expert MLP with both matmuls on q8 activations: within the quantisation error of the exact
+ * result, and each token of `alone` run by itself gives the bits it got in the batch.
+ */
+function checkMoe(be: NativeBackend, bank: ExpertBank, label: string, T: number, experts: Int32Array, alone: number[]): void {
+  const k = experts.length / T;
+  const routing = { k, experts, weights: randF32(T * k) };
+  const { dIn, dOut } = bank;
+  const x = randF32(T * dIn);
+  const got = be.moeExperts(x, T, routing, bank);
+  const exact = ref.moeExperts(x, T, routing, bank);
+  const sc = scaleOf(exact);
+  for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `${label} moe [${i}]: ${got[i]} vs ${exact[i]}`);
+  for (const j of alone) {
+    const one = be.moeExperts(x.slice(j * dIn, (j + 1) * dIn), 1, { k, experts: experts.slice(j * k, (j + 1) * k), weights: routing.weights.slice(j * k, (j + 1) * k) }, bank);
+    assert.deepEqual(one, got.slice(j * dOut, (j + 1) * dOut), `${label} moe: token ${j} alone is bit-identical to it beside ${T - 1} others`);
+  }
+}
+
 for (const isa of NATIVE_ISAS) {
   test(`q8 activations on ${isa}: integer arithmetic as the oracle, batch invariant, near f32`, (t) => {
     const be = nativeOn(t, isa, 'int8');
@@ -146,33 +170,14 @@ for (const isa of NATIVE_ISAS) {
       const w = nvfp4(13, 48), x = randF32(3 * 48);
       assert.deepEqual(be.linear(x, 3, w, null), createBackend('native').linear(x, 3, w, null), 'nvfp4 48 inputs: the f32 kernels');
     }
-    // Nemotron's relu² experts in NVFP4: q8 near f32, a token alone bit-identical to it in a batch
+    // Nemotron's relu² experts in NVFP4, then gpt-oss's gated MXFP4 ones: spread over the experts,
+    // and one busy expert (the token-lane kernels where the ISA has them: from 16 tokens for NVFP4)
     {
       const E = 4, dIn = 96, I = 64;
       const bank: ExpertBank = { numExperts: E, dIn, w1Rows: I, dOut: dIn, w1: nvfp4(E * I, dIn), b1: null, w2: nvfp4(E * dIn, I), b2: null, activation: { kind: 'relu2' } };
-      const T = 6, k = 2;
-      const routing = { k, experts: Int32Array.from([0, 3, 3, 1, 2, 0, 1, 3, 2, 0, 1, 2]), weights: randF32(T * k) };
-      const x = randF32(T * dIn);
-      const got = be.moeExperts(x, T, routing, bank);
-      const exact = ref.moeExperts(x, T, routing, bank);
-      const sc = scaleOf(exact);
-      for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `nvfp4 moe [${i}]: ${got[i]} vs ${exact[i]}`);
-      const one = be.moeExperts(x.slice(4 * dIn, 5 * dIn), 1, { k, experts: routing.experts.slice(8, 10), weights: routing.weights.slice(8, 10) }, bank);
-      assert.deepEqual(one, got.slice(4 * dIn, 5 * dIn), 'nvfp4 moe: a token alone is bit-identical to the same token in the batch');
-      // a busy expert (17 tokens: the token-lane kernels where the ISA has them): the same bits
-      const T2 = 17;
-      const r2 = { k, experts: Int32Array.from({ length: T2 * k }, (_, i) => (i % 2 === 0 ? 1 : [0, 2, 3][(i >> 1) % 3])), weights: randF32(T2 * k) };
-      const x2 = randF32(T2 * dIn);
-      const got2 = be.moeExperts(x2, T2, r2, bank);
-      const exact2 = ref.moeExperts(x2, T2, r2, bank);
-      const sc2 = scaleOf(exact2);
-      for (let i = 0; i < got2.length; i++) assert.ok(Math.abs(got2[i] - exact2[i]) <= 0.03 * sc2, `nvfp4 moe busy [${i}]: ${got2[i]} vs ${exact2[i]}`);
-      for (const j of [0, 6, 16]) {
-        const alone = be.moeExperts(x2.slice(j * dIn, (j + 1) * dIn), 1, { k, experts: r2.experts.slice(j * k, j * k + k), weights: r2.weights.slice(j * k, j * k + k) }, bank);
-        assert.deepEqual(alone, got2.slice(j * dIn, (j + 1) * dIn), `nvfp4 moe: token ${j} alone is bit-identical to it beside 16 others`);
-      }
+      checkMoe(be, bank, 'nvfp4', 6, Int32Array.from([0, 3, 3, 1, 2, 0, 1, 3, 2, 0, 1, 2]), [4]);
+      checkMoe(be, bank, 'nvfp4 busy', 17, busyExpert(17, 1, [0, 2, 3]), [0, 6, 16]);
     }
-    // the expert MLP: both matmuls on q8 activations
     const E = 4, dIn = 96, I = 64, dOut = 96;
     const bank: ExpertBank = {
       numExperts: E, dIn, w1Rows: 2 * I, dOut,
@@ -180,27 +185,8 @@ for (const isa of NATIVE_ISAS) {
       w2: mxfp4(E * dOut, I), b2: randF32(E * dOut, 0.1),
       activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
     };
-    const T = 5, k = 2;
-    const routing = { k, experts: Int32Array.from([0, 3, 3, 1, 2, 0, 1, 3, 2, 0]), weights: randF32(T * k) };
-    const x = randF32(T * dIn);
-    const got = be.moeExperts(x, T, routing, bank);
-    const exact = ref.moeExperts(x, T, routing, bank);
-    const sc = scaleOf(exact);
-    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - exact[i]) <= 0.03 * sc, `moe [${i}]: ${got[i]} vs ${exact[i]}`);
-    const one = be.moeExperts(x.slice(2 * dIn, 3 * dIn), 1, { k, experts: routing.experts.slice(4, 6), weights: routing.weights.slice(4, 6) }, bank);
-    assert.deepEqual(one, got.slice(2 * dOut, 3 * dOut), 'moe: a token alone is bit-identical to the same token in the batch');
-    // a busy expert (all 13 tokens pick expert 2: the token-lane kernels), the rest spread
-    const T2 = 13;
-    const r2 = { k, experts: Int32Array.from({ length: T2 * k }, (_, i) => (i % 2 === 0 ? 2 : [0, 1, 3][(i >> 1) % 3])), weights: randF32(T2 * k) };
-    const x2 = randF32(T2 * dIn);
-    const got2 = be.moeExperts(x2, T2, r2, bank);
-    const exact2 = ref.moeExperts(x2, T2, r2, bank);
-    const sc2 = scaleOf(exact2);
-    for (let i = 0; i < got2.length; i++) assert.ok(Math.abs(got2[i] - exact2[i]) <= 0.03 * sc2, `moe busy [${i}]: ${got2[i]} vs ${exact2[i]}`);
-    for (const j of [0, 7, 12]) {
-      const alone = be.moeExperts(x2.slice(j * dIn, (j + 1) * dIn), 1, { k, experts: r2.experts.slice(j * k, j * k + k), weights: r2.weights.slice(j * k, j * k + k) }, bank);
-      assert.deepEqual(alone, got2.slice(j * dOut, (j + 1) * dOut), `moe: token ${j} alone is bit-identical to it beside 12 others`);
-    }
+    checkMoe(be, bank, 'mxfp4', 5, Int32Array.from([0, 3, 3, 1, 2, 0, 1, 3, 2, 0]), [2]);
+    checkMoe(be, bank, 'mxfp4 busy', 13, busyExpert(13, 2, [0, 1, 3]), [0, 7, 12]);
   });
 }
 

@@ -962,28 +962,6 @@ napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// dropPages(view): the whole pages inside a typed array over a file mapping leave this process,
-// once their bytes have been copied elsewhere (stacked expert banks)
-napi_value DropPages(napi_env env, napi_callback_info info) {
-  Args a(env, info, 1);
-  bool ok = false;
-  NAPI(napi_is_typedarray(env, a.v[0], &ok));
-  if (!ok) throw Err{"dropPages: expected a typed array"};
-  napi_typedarray_type type;
-  size_t n;
-  void* data;
-  NAPI(napi_get_typedarray_info(env, a.v[0], &type, &n, &data, nullptr, nullptr));
-  size_t el = 1;
-  switch (type) {
-    case napi_int16_array: case napi_uint16_array: el = 2; break;
-    case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
-    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
-    default: el = 1;
-  }
-  drop_pages(data, n * el);
-  return undefined(env);
-}
-
 // Every byte of [p, p + n) read (n a multiple of 256), folded into a word so the reads stay.
 // 256-bit loads where the CPU has them: 8-byte scalar loads read 21-23 GB/s where these read
 // 26-32 (2 threads, Zen 3, alternated in one process), and a probe below the machine's real
@@ -1140,7 +1118,6 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("readBandwidth", ReadBandwidth);
   EXPORT("allocWeights", AllocWeights);
   EXPORT("requantizeInt8", RequantizeInt8);
-  EXPORT("dropPages", DropPages);
   EXPORT("mambaConv", MambaConv);
   EXPORT("gatedRmsNorm", GatedRmsNorm);
   EXPORT("ssmScan", SsmScan);

@@ -33,8 +33,6 @@ interface Addon {
   /** zeroed huge-page-backed memory for weights made at load time */
   allocWeights?(bytes: number): ArrayBuffer;
   requantizeInt8?(src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean): void;
-  /** drop the whole pages of a view over a file mapping from the process (its bytes were copied) */
-  dropPages?(view: ArrayBufferView): void;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -63,7 +61,6 @@ export function loadAddon(): Addon | null {
     weightMemory.isMapped = (buf) => mapped.has(buf);
     if (addon.allocWeights) weightMemory.alloc = (bytes) => addon!.allocWeights!(bytes);
     if (addon.requantizeInt8) weightMemory.requantizeInt8 = (...args) => addon!.requantizeInt8!(...args);
-    if (addon.dropPages) weightMemory.dropPages = (view) => addon!.dropPages!(view);
   } catch (e) {
     addonError = (e as Error).message;
     addon = null;

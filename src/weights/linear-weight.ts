@@ -17,7 +17,11 @@ const DENSE = ['BF16', 'F32', 'F16'] as const;
  * `<base>.weight_scale_2` (F32 scalar). (`input_scale` only matters to FP4/FP8 activations.)
  */
 export function loadLinear(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
-  return linearAsStored(ckpt, base, rows, cols);
+  const name = `${base}.weight`;
+  const info = ckpt.info(name);
+  if (info?.dtype === 'F8_E4M3') return fp8Linear(ckpt, base, rows, cols);
+  if (info?.dtype === 'U8' && ckpt.info(`${base}.weight_scale`)?.dtype === 'F8_E4M3') return nvfp4Linear(ckpt, base, rows, cols);
+  return denseMatrix(ckpt.tensor(name, [...DENSE], [rows, cols]));
 }
 
 /**
@@ -27,15 +31,10 @@ export function loadLinear(ckpt: Checkpoint, base: string, rows: number, cols: n
 export type LinearLoader = (base: string, rows: number, cols: number) => QMatrix;
 
 export function linearLoader(ckpt: Checkpoint, transform?: (m: QMatrix) => QMatrix): LinearLoader {
-  return transform ? (base, rows, cols) => transform(loadLinear(ckpt, base, rows, cols)) : (base, rows, cols) => loadLinear(ckpt, base, rows, cols);
-}
-
-function linearAsStored(ckpt: Checkpoint, base: string, rows: number, cols: number): QMatrix {
-  const name = `${base}.weight`;
-  const info = ckpt.info(name);
-  if (info?.dtype === 'F8_E4M3') return fp8Linear(ckpt, base, rows, cols);
-  if (info?.dtype === 'U8' && ckpt.info(`${base}.weight_scale`)?.dtype === 'F8_E4M3') return nvfp4Linear(ckpt, base, rows, cols);
-  return denseMatrix(ckpt.tensor(name, [...DENSE], [rows, cols]));
+  return (base, rows, cols) => {
+    const m = loadLinear(ckpt, base, rows, cols);
+    return transform ? transform(m) : m;
+  };
 }
 
 function scalar(ckpt: Checkpoint, name: string): number {

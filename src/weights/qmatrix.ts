@@ -113,9 +113,7 @@ export const weightMemory: {
   requantizeInt8: ((src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean) => void) | null;
   /** is this buffer a read-only file mapping (so its pages may be dropped and faulted back)? */
   isMapped: (buf: ArrayBufferLike) => boolean;
-  /** drop a mapped view's pages from the process once its bytes live elsewhere */
-  dropPages: ((view: ArrayBufferView) => void) | null;
-} = { alloc: null, requantizeInt8: null, isMapped: () => false, dropPages: null };
+} = { alloc: null, requantizeInt8: null, isMapped: () => false };
 
 /**
  * Re-quantise a dense matrix to int8 with one absmax scale per row (bytes per weight ≈ 1, as
