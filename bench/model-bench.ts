@@ -14,7 +14,6 @@ import { argmax } from '../src/engine/runner.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
-import { qmatrixBytes } from '../src/weights/qmatrix.js';
 
 export interface BenchOptions {
   model: string;
