@@ -9,8 +9,10 @@ import * as path from 'node:path';
 import { Tessera, synthSpecFor, writeSynthetic } from '../dist/src/index.js';
 
 let dir = process.argv[2];
+let scratch; // the synthetic checkpoint this example wrote, removed at the end
 if (!dir) {
-  dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-example-')), 'gpt-oss-tiny');
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-example-'));
+  dir = path.join(scratch, 'gpt-oss-tiny');
   writeSynthetic(synthSpecFor('gpt-oss-tiny'), dir);
 }
 const t = await Tessera.load(dir, { maxModelLen: 2048 });
@@ -48,4 +50,5 @@ try {
   console.log(`json (${done.finishReason}): ${done.output.content}`);
 } finally {
   await t.close();
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 }

@@ -30,8 +30,17 @@ export function runCli(args: string[], input?: string) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+const tmpDirs: string[] = [];
+// every test file runs in its own process: its scratch checkpoints go when it exits
+process.on('exit', () => {
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** a fresh scratch folder, removed when the test process exits */
 export function tmpDir(prefix = 'tessera-test-'): string {
-  return fs.mkdtempSync(path.join(fs.realpathSync((process.env.TMPDIR ?? '/tmp')), prefix));
+  const dir = fs.mkdtempSync(path.join(fs.realpathSync((process.env.TMPDIR ?? '/tmp')), prefix));
+  tmpDirs.push(dir);
+  return dir;
 }
 
 export function maxAbs(a: Float32Array, b: Float32Array): number {
