@@ -15,9 +15,8 @@ import { topkSoftmaxRouting } from '../layers/routing.js';
 import { Checkpoint } from '../weights/checkpoint.js';
 import { ConfigReader } from '../weights/config.js';
 import { decodeToF32 } from '../weights/dtypes.js';
-import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes, requantizeInt8 } from '../weights/qmatrix.js';
-import type { CacheShape, CausalLM, ForwardBatch, LoadOptions, ModelCache } from './model.js';
-import { decodeRow } from '../backend/reference.js';
+import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes } from '../weights/qmatrix.js';
+import { type CacheShape, type CausalLM, type ForwardBatch, type LoadOptions, type ModelCache, denseWeightsTransform } from './model.js';
 
 export interface GptOssConfig {
   vocabSize: number;
@@ -168,7 +167,8 @@ export class GptOssModel implements CausalLM {
     const { hidden: H, intermediate: I, headDim: d, nHeads, nKv, nExperts: E, vocabSize: V } = cfg;
     const raw = (name: string, shape: number[]) => denseMatrix(ckpt.tensor(name, [...DENSE], shape));
     // projections and the unembedding may be re-quantised; the embedding is only gathered
-    const dense = opts.denseWeights === 'int8' ? (name: string, shape: number[]) => requantizeInt8(raw(name, shape), decodeRow) : raw;
+    const requant = denseWeightsTransform(opts);
+    const dense = requant ? (name: string, shape: number[]) => requant(raw(name, shape)) : raw;
     const vec = (name: string, n: number) => {
       const t = ckpt.tensor(name, [...DENSE], [n]);
       return decodeToF32(t.dtype, t.data, name);

@@ -6,6 +6,8 @@ import type { AttentionMeta, Backend, KvDtype, KvLayerCache } from '../backend/b
 import type { BlockAllocator } from '../cache/block-allocator.js';
 import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
+import { decodeRow } from '../backend/reference.js';
+import { type QMatrix, requantizeInt8 } from '../weights/qmatrix.js';
 
 export interface ForwardBatch extends AttentionMeta {
   /** token ids of every sequence's new tokens, flattened */
@@ -82,4 +84,12 @@ export interface LoadOptions {
   denseWeights?: 'bf16' | 'int8';
   /** element type of the KV cache: f32 (exact, default), or f16 / bf16 (half the memory) */
   kvCacheDtype?: KvDtype;
+}
+
+/**
+ * What `denseWeights` does to a loaded projection: re-quantise bf16/f32 to int8 (FP8, NVFP4 and
+ * MXFP4 stay as stored), or nothing (undefined).
+ */
+export function denseWeightsTransform(opts: LoadOptions): ((m: QMatrix) => QMatrix) | undefined {
+  return opts.denseWeights === 'int8' ? (m) => requantizeInt8(m, decodeRow) : undefined;
 }

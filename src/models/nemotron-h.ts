@@ -19,10 +19,9 @@ import { Relu2Mlp } from '../layers/relu2-mlp.js';
 import { InputError, TesseraError } from '../util/errors.js';
 import { Checkpoint } from '../weights/checkpoint.js';
 import { ConfigReader } from '../weights/config.js';
-import { QMatrix, qmatrixBytes, requantizeInt8 } from '../weights/qmatrix.js';
-import { decodeRow } from '../backend/reference.js';
+import { QMatrix, qmatrixBytes } from '../weights/qmatrix.js';
 import { linearLoader, loadLinear, loadVector } from '../weights/linear-weight.js';
-import type { CausalLM, ForwardBatch, LoadOptions, ModelCache } from './model.js';
+import { type CausalLM, type ForwardBatch, type LoadOptions, type ModelCache, denseWeightsTransform } from './model.js';
 import { NemotronHConfig, parseNemotronHConfig } from './nemotron-h-config.js';
 import { HybridBlock, loadBlock } from './nemotron-h-blocks.js';
 import { MtpHead } from './nemotron-h-mtp.js';
@@ -160,7 +159,7 @@ export class NemotronHModel implements CausalLM {
       ? 'backbone.embeddings' : 'backbone.embedding';
     const embedding = loadLinear(ckpt, embName, V, H);
     // projections, experts and the unembedding may be re-quantised; the embedding is only gathered
-    const requant = opts.denseWeights === 'int8' ? (m: QMatrix) => requantizeInt8(m, decodeRow) : undefined;
+    const requant = denseWeightsTransform(opts);
     const lin = linearLoader(ckpt, requant);
     const blocks = cfg.layers.map((k, i) => loadBlock(ckpt, `backbone.layers.${i}`, k, cfg, lin));
     const tied = cfg.tieEmbeddings && !ckpt.has('lm_head.weight');
