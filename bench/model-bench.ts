@@ -14,6 +14,7 @@ import { argmax } from '../src/engine/runner.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
+import { type DecodeProfile, formatProfile, profileRows, watchOps } from './decode-profile.js';
 
 export interface BenchOptions {
   model: string;
@@ -30,6 +31,8 @@ export interface BenchOptions {
   denseWeights?: 'bf16' | 'int8';
   activations?: 'f32' | 'int8';
   kvCacheDtype?: KvDtype;
+  /** also time every op of a few decode steps, at 1 sequence and at the largest batch size */
+  profile?: boolean;
 }
 
 export interface BenchResult {
@@ -65,6 +68,8 @@ export interface BenchResult {
   weight_bytes_per_token: number;
   roofline_tokens_per_s: number;
   roofline_fraction: number;
+  /** with `profile`: per sequence count, where a decode step's time goes (decode-profile.ts) */
+  decode_profile?: Record<string, DecodeProfile>;
 }
 
 function randomIds(n: number, V: number, seed: number): number[] {
@@ -124,7 +129,8 @@ function watchExperts(backend: Backend): { stop(): number } {
   };
 }
 
-function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number): number {
+/** tokens/s of `steps` decode steps (after one warm-up step, before which `warmed` is called) */
+function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number, warmed?: () => void): number {
   const cache = model.createCache({ numBlocks: seqs * (Math.ceil((depth + steps + 1) / 16) + 1), blockSize: 16, maxSeqs: seqs });
   const caches = Array.from({ length: seqs }, () => cache.newSequence());
   // a one-token prompt per sequence, placed after `depth` already-cached positions
@@ -138,7 +144,10 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number):
   let next = caches.map((_, i) => [randomIds(1, model.vocabSize, 7 + i)[0]]);
   let t0 = 0;
   for (let s = 0; s <= steps; s++) {
-    if (s === 1) t0 = now(); // step 0 warms up
+    if (s === 1) {
+      warmed?.();
+      t0 = now(); // step 0 warms up
+    }
     const logits = model.forward(packBatch(caches.map((c, i) => ({ cache: c, tokens: next[i], logits: 'last' as const }))), cache);
     next = caches.map((_, i) => [argmax(logits, i * model.vocabSize, model.vocabSize)]);
   }
@@ -219,6 +228,23 @@ export function runBench(o: BenchOptions): BenchResult {
   }
 
   const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf ? probeBuf.byteLength : 0);
+  let profile: Record<string, DecodeProfile> | undefined;
+  if (o.profile) {
+    profile = {};
+    const steps = 8;
+    for (const seqs of [...new Set([1, Math.max(1, ...o.batchSizes)])]) {
+      const watch = watchOps(backend);
+      let rate = 0;
+      try {
+        rate = decodeRun(model, 0, steps, seqs, () => watch.reset());
+      } finally {
+        const ops = profileRows(watch.stop(), steps);
+        const p: DecodeProfile = { sequences: seqs, steps, step_ms: rate > 0 ? (1000 * seqs) / rate : 0, ops_ms: ops.reduce((a, r) => a + r.ms_per_step, 0), ops };
+        profile[String(seqs)] = p;
+        for (const l of formatProfile(p)) o.log(l);
+      }
+    }
+  }
   const res: BenchResult = {
     model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill,
@@ -230,6 +256,7 @@ export function runBench(o: BenchOptions): BenchResult {
     peak_rss_bytes: peakRss,
     bandwidth_gb_per_s: bw / 1e9, weight_bytes_per_token: bytesPerToken,
     roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
+    ...(profile ? { decode_profile: profile } : {}),
   };
   o.log(`read bandwidth ${(bw / 1e9).toFixed(1)} GB/s; ${(bytesPerToken / 1e9).toFixed(3)} GB of weights per token; roofline ${roofline.toFixed(2)} tokens/s; reached ${(100 * res.roofline_fraction).toFixed(0)}%`);
   if (o.batchSizes.length) {

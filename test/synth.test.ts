@@ -32,7 +32,7 @@ test('synth --config writes shards + index that load and run', () => {
   const buf = fs.readFileSync(lf);
   for (let i = 0; i < buf.length; i += 4) assert.ok(Number.isFinite(buf.readFloatLE(i)));
 
-  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '64', '--batched-steps', '2', '--repetitions', '3']);
+  const b = runCli(['bench', '--model', out, '--json', '--prompt-tokens', '16', '--decode-tokens', '4', '--depth', '64', '--batched-steps', '2', '--repetitions', '3', '--profile']);
   assert.equal(b.status, 0, b.stderr);
   const res = JSON.parse(b.stdout);
   for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'decode_tokens_per_s_depth_4096', 'ttft_ms', 'load_s',
@@ -69,6 +69,36 @@ test('synth --config writes shards + index that load and run', () => {
     assert.ok(Math.abs(res[`${k}_sd`] - s) <= 1e-9 * m && s > 0, `${k}_sd`);
   }
   assert.equal(res.kv_cache_dtype, 'f32');
+
+  // --profile: each op of 8 decode steps, at 1 sequence and at the largest batch (16)
+  assert.deepEqual(Object.keys(res.decode_profile), ['1', '16']);
+  for (const n of ['1', '16']) {
+    const p = res.decode_profile[n];
+    assert.equal(p.sequences, Number(n));
+    assert.equal(p.steps, 8);
+    const op = (name: string) => {
+      const r = p.ops.find((o: { op: string }) => o.op === name);
+      assert.ok(r, `${n} sequences: no "${name}" in ${p.ops.map((o: { op: string }) => o.op).join(', ')}`);
+      return r;
+    };
+    // once per layer per step, however many sequences the step carries
+    assert.equal(op('attention').calls_per_step, 2);
+    assert.equal(op('linear bf16 (64+32+32)x64').weight_bytes_per_step, 2 * (128 * 64 * 2));
+    const head = op('linear bf16 300x64');
+    assert.equal(head.calls_per_step, 1);
+    assert.equal(head.weight_bytes_per_step, 300 * 64 * 2);
+    assert.ok(Math.abs(head.gb_per_s - head.weight_bytes_per_step / (head.ms_per_step * 1e6)) < 1e-9 * head.gb_per_s);
+    // the experts a step's tokens touch (6528 bytes each, above), each once: k = 2 per layer for
+    // one token, more for 16
+    const moe = op('moe mxfp4 4x(128+64)x64');
+    const experts = moe.weight_bytes_per_step / 6528;
+    assert.ok(Math.abs(experts - Math.round(experts)) < 1e-9, `${experts}`);
+    if (n === '1') assert.equal(experts, 4);
+    else assert.ok(experts > 4 && experts <= 8, `${experts}`);
+    const sum = p.ops.reduce((a: number, o: { ms_per_step: number }) => a + o.ms_per_step, 0);
+    assert.ok(Math.abs(p.ops_ms - sum) < 1e-9 * sum + 1e-12);
+    assert.ok(p.ops_ms > 0 && p.ops_ms <= p.step_ms, `ops ${p.ops_ms} ms within the step's ${p.step_ms} ms`);
+  }
 });
 
 test('synth rejects an unknown preset and a missing --out', () => {

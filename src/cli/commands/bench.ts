@@ -18,6 +18,7 @@ export function register(program: Command): void {
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
+    .option('--profile', 'also time each op of a few decode steps (1 sequence and the largest --batch): ms, weight bytes and GB/s per op')
     .option('--json', 'print one JSON object')
     .action((o) => {
       const denseWeights = checkDenseWeights(o.denseWeights);
@@ -29,6 +30,7 @@ export function register(program: Command): void {
         decodeTokens: o.decodeTokens, depth: o.depth,
         batchSizes: String(o.batch).split(',').map((s: string) => parseIntArg('--batch', 1)(s)),
         batchedSteps: o.batchedSteps, repetitions: o.repetitions, log, denseWeights, activations, kvCacheDtype,
+        profile: Boolean(o.profile),
       });
       if (o.json) process.stdout.write(JSON.stringify(res) + '\n');
     });

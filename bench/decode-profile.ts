@@ -1,0 +1,132 @@
+/**
+ * Where a decode step's time goes (`tessera bench --profile`): every Backend op is timed while
+ * decode steps run, grouped by op and weight shape, with the weight bytes each group reads and
+ * the rate it streams them at. Backend ops are synchronous, so wall time per call is the op's
+ * own. Ops that read no weights (attention, norms, the scan) show 0 bytes; the step time beyond
+ * the ops' sum is the model code between them.
+ */
+import { type Backend, type ExpertBank, type LinearSpec, expertWeightsBytes, expertWeightsFormat } from '../src/backend/backend.js';
+import { type QMatrix, qmatrixBytes } from '../src/weights/qmatrix.js';
+
+export interface ProfileRow {
+  /** op and weight: "linear int8 2880x4096", "moe mxfp4 32x(5760+2880)x2880", "attention" */
+  op: string;
+  calls_per_step: number;
+  ms_per_step: number;
+  /** weight bytes read per step (MoE: each expert the step's tokens touch, once) */
+  weight_bytes_per_step: number;
+  /** weight bytes over the op's time (0 where it reads none) */
+  gb_per_s: number;
+}
+
+export interface DecodeProfile {
+  sequences: number;
+  steps: number;
+  step_ms: number;
+  /** the ops' time per step; step_ms − ops_ms is spent between them */
+  ops_ms: number;
+  ops: ProfileRow[];
+}
+
+interface Acc {
+  calls: number;
+  ms: number;
+  bytes: number;
+}
+
+const now = () => performance.now();
+
+function shape(w: QMatrix): string {
+  return `${w.format} ${w.rows}x${w.cols}`;
+}
+
+/** the group a call falls in, and the weight bytes it reads */
+function classify(op: string, args: unknown[]): [string, number] {
+  switch (op) {
+    case 'linear': {
+      const w = args[2] as QMatrix;
+      return [`linear ${shape(w)}`, qmatrixBytes(w)];
+    }
+    case 'linearMany': {
+      const ws = args[2] as readonly LinearSpec[];
+      const f = [...new Set(ws.map((s) => s.w.format))].join('/');
+      return [`linear ${f} (${ws.map((s) => s.w.rows).join('+')})x${ws[0]?.w.cols ?? 0}`, ws.reduce((a, s) => a + qmatrixBytes(s.w), 0)];
+    }
+    case 'moeExperts': {
+      const routing = args[2] as { experts: Int32Array };
+      const bank = args[3] as ExpertBank;
+      const per = (expertWeightsBytes(bank.w1) + expertWeightsBytes(bank.w2)) / bank.numExperts;
+      return [`moe ${expertWeightsFormat(bank.w1)} ${bank.numExperts}x(${bank.w1Rows}+${bank.dOut})x${bank.dIn}`, new Set(routing.experts).size * per];
+    }
+    case 'embed': {
+      const ids = args[0] as Int32Array;
+      const t = args[1] as QMatrix;
+      return ['embed', (qmatrixBytes(t) / t.rows) * ids.length];
+    }
+    default:
+      return [op, 0];
+  }
+}
+
+/**
+ * Times every op `backend` exposes (its own and its prototypes' methods) until `stop`, which puts
+ * the originals back and returns the groups. `reset` drops what was counted so far (a warm-up).
+ */
+export function watchOps(backend: Backend): { reset(): void; stop(): Map<string, Acc> } {
+  const groups = new Map<string, Acc>();
+  const names = new Set<string>();
+  for (let p = Object.getPrototypeOf(backend); p && p !== Object.prototype; p = Object.getPrototypeOf(p))
+    for (const k of Object.getOwnPropertyNames(p)) if (k !== 'constructor' && typeof (backend as never)[k] === 'function') names.add(k);
+  const target = backend as unknown as Record<string, unknown>;
+  const saved = new Map<string, { own: boolean; fn: unknown }>();
+  for (const k of names) {
+    if (k.startsWith('alloc')) continue; // allocations, not per-step work
+    const fn = target[k] as (...a: unknown[]) => unknown;
+    saved.set(k, { own: Object.prototype.hasOwnProperty.call(backend, k), fn });
+    target[k] = function (this: unknown, ...args: unknown[]) {
+      const t0 = now();
+      const r = fn.apply(this, args);
+      const ms = now() - t0;
+      const [key, bytes] = classify(k, args);
+      const g = groups.get(key) ?? { calls: 0, ms: 0, bytes: 0 };
+      g.calls++;
+      g.ms += ms;
+      g.bytes += bytes;
+      groups.set(key, g);
+      return r;
+    };
+  }
+  return {
+    reset: () => groups.clear(),
+    stop() {
+      for (const [k, s] of saved) {
+        if (s.own) target[k] = s.fn;
+        else Reflect.deleteProperty(target, k);
+      }
+      return groups;
+    },
+  };
+}
+
+/** rows per step, slowest first */
+export function profileRows(groups: Map<string, Acc>, steps: number): ProfileRow[] {
+  return [...groups.entries()]
+    .map(([op, g]) => ({
+      op,
+      calls_per_step: g.calls / steps,
+      ms_per_step: g.ms / steps,
+      weight_bytes_per_step: g.bytes / steps,
+      gb_per_s: g.ms > 0 && g.bytes > 0 ? g.bytes / (g.ms * 1e6) : 0,
+    }))
+    .sort((a, b) => b.ms_per_step - a.ms_per_step);
+}
+
+export function formatProfile(p: DecodeProfile): string[] {
+  const lines = [`decode profile, ${p.sequences} sequence${p.sequences > 1 ? 's' : ''}: ${p.step_ms.toFixed(1)} ms per step over ${p.steps} steps (ops ${p.ops_ms.toFixed(1)} ms)`];
+  for (const r of p.ops) {
+    const b = r.weight_bytes_per_step;
+    const gb = b > 0 ? `  ${b >= 1e8 ? `${(b / 1e9).toFixed(3)} GB` : `${(b / 1e6).toFixed(2)} MB`}  ${r.gb_per_s.toFixed(1)} GB/s` : '';
+    lines.push(`  ${r.op.padEnd(44)} ${r.ms_per_step.toFixed(2).padStart(8)} ms  ${(100 * r.ms_per_step / p.step_ms).toFixed(0).padStart(3)}%  ×${r.calls_per_step.toFixed(0)}${gb}`);
+  }
+  return lines;
+}
