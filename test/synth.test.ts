@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PRESETS } from '../src/weights/synth.js';
+import { watchOps } from '../bench/decode-profile.js';
+import { ReferenceBackend } from '../src/backend/reference.js';
+import { packBatch } from '../src/engine/batch.js';
+import { loadModel } from '../src/models/registry.js';
 import { runCli, tmpDir } from './helpers.js';
 
 const small = {
@@ -99,6 +103,25 @@ test('synth --config writes shards + index that load and run', () => {
     assert.ok(Math.abs(p.ops_ms - sum) < 1e-9 * sum + 1e-12);
     assert.ok(p.ops_ms > 0 && p.ops_ms <= p.step_ms, `ops ${p.ops_ms} ms within the step's ${p.step_ms} ms`);
   }
+});
+
+test('the decode profile counts an op that calls others once (the reference MoE runs its experts through linear)', () => {
+  const dir = tmpDir();
+  const cfgFile = path.join(dir, 'in.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(small));
+  const out = path.join(dir, 'ckpt');
+  assert.equal(runCli(['synth', '--config', cfgFile, '--out', out]).status, 0);
+  const be = new ReferenceBackend();
+  const model = loadModel(out, be);
+  const cache = model.createCache({ numBlocks: 4, blockSize: 16 });
+  const seq = cache.newSequence();
+  const watch = watchOps(be);
+  model.forward(packBatch([{ cache: seq, tokens: [1, 2, 3], logits: 'last' }]), cache);
+  const groups = watch.stop();
+  assert.equal(groups.get('moe mxfp4 4x(128+64)x64')?.calls, 2);
+  assert.deepEqual([...groups.keys()].filter((k) => k.includes('mxfp4')), ['moe mxfp4 4x(128+64)x64']);
+  // and the backend's own methods are back
+  assert.ok(!Object.prototype.hasOwnProperty.call(be, 'linear') && !Object.prototype.hasOwnProperty.call(be, 'moeExperts'));
 });
 
 test('synth rejects an unknown preset and a missing --out', () => {
