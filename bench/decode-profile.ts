@@ -5,7 +5,7 @@
  * own. Ops that read no weights (attention, norms, the scan) show 0 bytes; the step time beyond
  * the ops' sum is the model code between them.
  */
-import { type Backend, type ExpertBank, type LinearSpec, expertWeightsBytes, expertWeightsFormat } from '../src/backend/backend.js';
+import { type Backend, type ExpertBank, type LinearSpec, bytesPerExpert, expertWeightsFormat } from '../src/backend/backend.js';
 import { type QMatrix, qmatrixBytes } from '../src/weights/qmatrix.js';
 
 export interface ProfileRow {
@@ -55,8 +55,7 @@ function classify(op: string, args: unknown[]): [string, number] {
     case 'moeExperts': {
       const routing = args[2] as { experts: Int32Array };
       const bank = args[3] as ExpertBank;
-      const per = (expertWeightsBytes(bank.w1) + expertWeightsBytes(bank.w2)) / bank.numExperts;
-      return [`moe ${expertWeightsFormat(bank.w1)} ${bank.numExperts}x(${bank.w1Rows}+${bank.dOut})x${bank.dIn}`, new Set(routing.experts).size * per];
+      return [`moe ${expertWeightsFormat(bank.w1)} ${bank.numExperts}x(${bank.w1Rows}+${bank.dOut})x${bank.dIn}`, new Set(routing.experts).size * bytesPerExpert(bank)];
     }
     case 'embed': {
       const ids = args[0] as Int32Array;
@@ -68,6 +67,18 @@ function classify(op: string, args: unknown[]): [string, number] {
   }
 }
 
+/** Puts `fn` on `obj` as its method `name` until the returned function restores what was there. */
+export function overrideMethod(obj: object, name: string, fn: (...args: never[]) => unknown): () => void {
+  const target = obj as Record<string, unknown>;
+  const own = Object.prototype.hasOwnProperty.call(obj, name);
+  const prev = target[name];
+  target[name] = fn;
+  return () => {
+    if (own) target[name] = prev;
+    else Reflect.deleteProperty(target, name);
+  };
+}
+
 /**
  * Times every op `backend` exposes (its own and its prototypes' methods) until `stop`, which puts
  * the originals back and returns the groups. `reset` drops what was counted so far (a warm-up).
@@ -77,14 +88,12 @@ export function watchOps(backend: Backend): { reset(): void; stop(): Map<string,
   const names = new Set<string>();
   for (let p = Object.getPrototypeOf(backend); p && p !== Object.prototype; p = Object.getPrototypeOf(p))
     for (const k of Object.getOwnPropertyNames(p)) if (k !== 'constructor' && typeof (backend as never)[k] === 'function') names.add(k);
-  const target = backend as unknown as Record<string, unknown>;
-  const saved = new Map<string, { own: boolean; fn: unknown }>();
+  const restores: (() => void)[] = [];
   let depth = 0;
   for (const k of names) {
     if (k.startsWith('alloc')) continue; // allocations, not per-step work
-    const fn = target[k] as (...a: unknown[]) => unknown;
-    saved.set(k, { own: Object.prototype.hasOwnProperty.call(backend, k), fn });
-    target[k] = function (this: unknown, ...args: unknown[]) {
+    const fn = (backend as unknown as Record<string, (...a: unknown[]) => unknown>)[k];
+    restores.push(overrideMethod(backend, k, function (this: unknown, ...args: unknown[]) {
       // an op that calls others (the reference backend's MoE calls linear) is counted once, as itself
       if (depth > 0) return fn.apply(this, args);
       depth++;
@@ -103,15 +112,12 @@ export function watchOps(backend: Backend): { reset(): void; stop(): Map<string,
       g.bytes += bytes;
       groups.set(key, g);
       return r;
-    };
+    }));
   }
   return {
     reset: () => groups.clear(),
     stop() {
-      for (const [k, s] of saved) {
-        if (s.own) target[k] = s.fn;
-        else Reflect.deleteProperty(target, k);
-      }
+      for (const restore of restores) restore();
       return groups;
     },
   };

@@ -6,7 +6,7 @@
  * depth costs what it would. The batched roofline counts the experts each step actually
  * touches (watchExperts).
  */
-import { type Backend, type ExpertBank, type KvDtype, type KvLayerCache, expertWeightsBytes } from '../src/backend/backend.js';
+import { type Backend, type KvDtype, type KvLayerCache, bytesPerExpert } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
@@ -14,7 +14,7 @@ import { argmax } from '../src/engine/runner.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
-import { type DecodeProfile, formatProfile, profileRows, watchOps } from './decode-profile.js';
+import { type DecodeProfile, formatProfile, overrideMethod, profileRows, watchOps } from './decode-profile.js';
 
 export interface BenchOptions {
   model: string;
@@ -104,26 +104,22 @@ export function fillKv(layers: KvLayerCache[]): void {
   }
 }
 
-const expertBytes = (bank: ExpertBank) => (expertWeightsBytes(bank.w1) + expertWeightsBytes(bank.w2)) / bank.numExperts;
-
 /**
  * Counts, over the MoE calls made until `stop`, the expert bytes read beyond the single-token
  * figure (decodeBytesPerToken counts k experts per MoE layer): one pass over an expert serves
  * every token routed to it, so a batch of tokens reads each expert it touches once.
  */
 function watchExperts(backend: Backend): { stop(): number } {
-  const own = Object.prototype.hasOwnProperty.call(backend, 'moeExperts');
   const orig = backend.moeExperts;
   let extra = 0;
-  backend.moeExperts = function (this: Backend, ...args: Parameters<Backend['moeExperts']>) {
+  const restore = overrideMethod(backend, 'moeExperts', function (this: Backend, ...args: Parameters<Backend['moeExperts']>) {
     const [, , routing, bank] = args;
-    extra += (new Set(routing.experts).size - routing.k) * expertBytes(bank);
+    extra += (new Set(routing.experts).size - routing.k) * bytesPerExpert(bank);
     return orig.apply(this, args);
-  };
+  });
   return {
     stop() {
-      if (own) backend.moeExperts = orig;
-      else Reflect.deleteProperty(backend, 'moeExperts');
+      restore();
       return extra;
     },
   };

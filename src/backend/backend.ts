@@ -137,6 +137,11 @@ export interface ExpertBank {
   activation: ExpertActivation;
 }
 
+/** weight bytes of one expert of the bank (its w1 and w2) */
+export function bytesPerExpert(bank: ExpertBank): number {
+  return (expertWeightsBytes(bank.w1) + expertWeightsBytes(bank.w2)) / bank.numExperts;
+}
+
 /** Which experts each token uses, and with what weight: [T, k] each. */
 export interface Routing {
   k: number;

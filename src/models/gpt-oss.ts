@@ -7,7 +7,7 @@
  *               x += Σ_topk softmax(g_sel)·Expert(RMSNorm(x))   clamped SwiGLU, MXFP4 weights
  *   logits = W_lm · RMSNorm(x)
  */
-import { type Backend, type ExpertBank, type KvDtype, type KvLayerCache, type RopeSpec, expertWeightsBytes, kvDtypeBytes } from '../backend/backend.js';
+import { type Backend, type ExpertBank, type KvDtype, type KvLayerCache, type RopeSpec, bytesPerExpert, expertWeightsBytes, kvDtypeBytes } from '../backend/backend.js';
 import { BlockAllocator } from '../cache/block-allocator.js';
 import { SequenceCache } from '../cache/sequence-cache.js';
 import { yarnRope, plainRope } from '../layers/rope.js';
@@ -244,7 +244,7 @@ export class GptOssModel implements CausalLM {
     let n = qmatrixBytes(this.lmHead) + qmatrixBytes(this.embedding) / c.vocabSize;
     for (const L of this.layers) {
       n += qmatrixBytes(L.wq) + qmatrixBytes(L.wk) + qmatrixBytes(L.wv) + qmatrixBytes(L.wo) + qmatrixBytes(L.router);
-      n += ((expertWeightsBytes(L.experts.w1) + expertWeightsBytes(L.experts.w2)) / c.nExperts) * c.topK;
+      n += bytesPerExpert(L.experts) * c.topK;
     }
     return n;
   }

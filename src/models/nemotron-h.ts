@@ -8,7 +8,7 @@
  * The cache holds paged KV for attention blocks and one recurrent-state slot per sequence for
  * the Mamba blocks; `mtp.*` weights (Super) form a separate draft head for speculative decoding.
  */
-import { type Backend, type KvDtype, expertWeightsBytes, type KvLayerCache, type MambaLayerState, type StateMeta, kvDtypeBytes } from '../backend/backend.js';
+import { type Backend, type KvDtype, bytesPerExpert, type KvLayerCache, type MambaLayerState, type StateMeta, kvDtypeBytes } from '../backend/backend.js';
 import { BlockAllocator } from '../cache/block-allocator.js';
 import { RecurrentSnapshot, RecurrentStateStore } from '../cache/recurrent-state.js';
 import { SequenceCache } from '../cache/sequence-cache.js';
@@ -276,8 +276,8 @@ function mixerBytes(b: HybridBlock, perToken: boolean): number {
   if (m instanceof GqaAttention) return qmatrixBytes(m.wq) + qmatrixBytes(m.wk) + qmatrixBytes(m.wv) + qmatrixBytes(m.wo);
   if (m instanceof Relu2Mlp) return qmatrixBytes(m.up) + qmatrixBytes(m.down);
   const moe = m as NemotronMoe;
-  const experts = expertWeightsBytes(moe.experts.w1) + expertWeightsBytes(moe.experts.w2);
-  let n = qmatrixBytes(moe.router) + (perToken ? (experts / moe.cfg.nExperts) * moe.cfg.topK : experts);
+  const per = bytesPerExpert(moe.experts);
+  let n = qmatrixBytes(moe.router) + per * (perToken ? moe.cfg.topK : moe.experts.numExperts);
   if (moe.fc1) n += qmatrixBytes(moe.fc1) + qmatrixBytes(moe.fc2!);
   if (moe.shared) n += qmatrixBytes(moe.shared.up) + qmatrixBytes(moe.shared.down);
   return n;
