@@ -43,6 +43,17 @@ export function tmpDir(prefix = 'tessera-test-'): string {
   return dir;
 }
 
+/** `tessera synth --config` of `config` (and `extra` flags) into a scratch folder; returns the checkpoint's folder */
+export function synthCheckpoint(config: object, extra: string[] = []): string {
+  const dir = tmpDir();
+  const cfgFile = path.join(dir, 'in.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(config));
+  const out = path.join(dir, 'ckpt');
+  const r = runCli(['synth', '--config', cfgFile, '--out', out, ...extra]);
+  if (r.status !== 0) throw new Error(`synth failed: ${r.stderr}`);
+  return out;
+}
+
 export function maxAbs(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
   let m = 0;

@@ -8,7 +8,7 @@ import { ConfigReader } from '../src/weights/config.js';
 import { Checkpoint } from '../src/weights/checkpoint.js';
 import { E2M1_VALUES, fp8e4m3ToF32 } from '../src/weights/dtypes.js';
 import { PRESETS } from '../src/weights/synth.js';
-import { runCli, tmpDir } from './helpers.js';
+import { runCli, synthCheckpoint, tmpDir } from './helpers.js';
 
 test('nemotron-3-nano and nemotron-3-super presets are valid configs at the released sizes', () => {
   const nano = parseNemotronHConfig(new ConfigReader(PRESETS['nemotron-3-nano'] as any, 'nano'));
@@ -107,11 +107,8 @@ test('synth --quant nvfp4 writes the experts in ModelOpt\'s NVFP4 layout at the 
 });
 
 test('--dense-weights int8 re-quantises Nemotron-H projections and experts: fewer bytes, the reference\'s logits, close to bf16', () => {
-  const dir = tmpDir();
-  const cfgFile = path.join(dir, 'in.json');
-  fs.writeFileSync(cfgFile, JSON.stringify(small));
-  const ck = path.join(dir, 'ckpt');
-  assert.equal(runCli(['synth', '--config', cfgFile, '--out', ck]).status, 0);
+  const ck = synthCheckpoint(small);
+  const dir = path.dirname(ck);
   const logits = (...args: string[]) => {
     const f = path.join(dir, `l${args.join('_')}.f32`);
     const r = runCli(['logits', '--model', ck, '--ids', '5,6,7,8,9,10', '--out', f, ...args]);

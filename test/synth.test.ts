@@ -8,7 +8,7 @@ import { watchOps } from '../bench/decode-profile.js';
 import { ReferenceBackend } from '../src/backend/reference.js';
 import { packBatch } from '../src/engine/batch.js';
 import { loadModel } from '../src/models/registry.js';
-import { runCli, tmpDir } from './helpers.js';
+import { runCli, synthCheckpoint, tmpDir } from './helpers.js';
 
 const small = {
   ...PRESETS['gpt-oss-20b'],
@@ -106,11 +106,7 @@ test('synth --config writes shards + index that load and run', () => {
 });
 
 test('the decode profile counts an op that calls others once (the reference MoE runs its experts through linear)', () => {
-  const dir = tmpDir();
-  const cfgFile = path.join(dir, 'in.json');
-  fs.writeFileSync(cfgFile, JSON.stringify(small));
-  const out = path.join(dir, 'ckpt');
-  assert.equal(runCli(['synth', '--config', cfgFile, '--out', out]).status, 0);
+  const out = synthCheckpoint(small);
   const be = new ReferenceBackend();
   const model = loadModel(out, be);
   const cache = model.createCache({ numBlocks: 4, blockSize: 16 });
