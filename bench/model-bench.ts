@@ -14,7 +14,7 @@ import { argmax } from '../src/engine/runner.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
-import { type DecodeProfile, formatProfile, overrideMethod, profileRows, watchOps } from './decode-profile.js';
+import { type StepProfile, formatProfile, overrideMethod, profileRows, watchOps } from './decode-profile.js';
 
 export interface BenchOptions {
   model: string;
@@ -68,8 +68,9 @@ export interface BenchResult {
   weight_bytes_per_token: number;
   roofline_tokens_per_s: number;
   roofline_fraction: number;
-  /** with `profile`: per sequence count, where a decode step's time goes (decode-profile.ts) */
-  decode_profile?: Record<string, DecodeProfile>;
+  /** with `profile`: where the time of one prefill of prefill_tokens goes, and of a decode step per sequence count (decode-profile.ts) */
+  prefill_profile?: StepProfile;
+  decode_profile?: Record<string, StepProfile>;
 }
 
 function randomIds(n: number, V: number, seed: number): number[] {
@@ -224,21 +225,38 @@ export function runBench(o: BenchOptions): BenchResult {
   }
 
   const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf ? probeBuf.byteLength : 0);
-  let profile: Record<string, DecodeProfile> | undefined;
+  // --profile, after every figure above: the ops of one more prefill and of a few decode steps
+  let prefillProfile: StepProfile | undefined;
+  let decodeProfile: Record<string, StepProfile> | undefined;
   if (o.profile) {
-    profile = {};
-    const steps = 8;
-    for (const seqs of [...new Set([1, Math.max(1, ...o.batchSizes)])]) {
+    // run() times `steps` steps (resetting the watch after any warm-up) and returns ms per step
+    const profiled = (sequences: number, tokens: number, steps: number, run: (watch: ReturnType<typeof watchOps>) => number): StepProfile => {
       const watch = watchOps(backend);
-      let rate = 0;
+      let ms = 0;
       try {
-        rate = decodeRun(model, 0, steps, seqs, () => watch.reset());
+        ms = run(watch);
       } finally {
-        const ops = profileRows(watch.stop(), steps);
-        const p: DecodeProfile = { sequences: seqs, steps, step_ms: rate > 0 ? (1000 * seqs) / rate : 0, ops_ms: ops.reduce((a, r) => a + r.ms_per_step, 0), ops };
-        profile[String(seqs)] = p;
-        for (const l of formatProfile(p)) o.log(l);
+        watch.stop(); // the backend's own methods back, whatever happened
       }
+      const ops = profileRows(watch.groups, steps);
+      const p: StepProfile = { sequences, tokens_per_step: tokens, steps, step_ms: ms, ops_ms: ops.reduce((a, r) => a + r.ms_per_step, 0), ops };
+      for (const l of formatProfile(p)) o.log(l);
+      return p;
+    };
+    prefillProfile = profiled(1, o.promptTokens, 1, () => {
+      const seq = cache.newSequence();
+      const tp = now();
+      model.forward(packBatch([{ cache: seq, tokens: prompt, logits: 'last' }]), cache);
+      seq.free();
+      return (now() - tp) * 1000;
+    });
+    const steps = 8;
+    decodeProfile = {};
+    for (const seqs of [...new Set([1, Math.max(1, ...o.batchSizes)])]) {
+      decodeProfile[String(seqs)] = profiled(seqs, seqs, steps, (watch) => {
+        const rate = decodeRun(model, 0, steps, seqs, () => watch.reset());
+        return rate > 0 ? (1000 * seqs) / rate : 0;
+      });
     }
   }
   const res: BenchResult = {
@@ -252,7 +270,8 @@ export function runBench(o: BenchOptions): BenchResult {
     peak_rss_bytes: peakRss,
     bandwidth_gb_per_s: bw / 1e9, weight_bytes_per_token: bytesPerToken,
     roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
-    ...(profile ? { decode_profile: profile } : {}),
+    ...(prefillProfile ? { prefill_profile: prefillProfile } : {}),
+    ...(decodeProfile ? { decode_profile: decodeProfile } : {}),
   };
   o.log(`read bandwidth ${(bw / 1e9).toFixed(1)} GB/s; ${(bytesPerToken / 1e9).toFixed(3)} GB of weights per token; roofline ${roofline.toFixed(2)} tokens/s; reached ${(100 * res.roofline_fraction).toFixed(0)}%`);
   if (o.batchSizes.length) {

@@ -74,11 +74,20 @@ test('synth --config writes shards + index that load and run', () => {
   }
   assert.equal(res.kv_cache_dtype, 'f32');
 
-  // --profile: each op of 8 decode steps, at 1 sequence and at the largest batch (16)
+  // --profile: each op of one 16-token prefill, and of 8 decode steps at 1 sequence and at the
+  // largest batch (16). An expert pair (token, expert) is 128×64 + 64×64 multiply-adds.
+  const pre = res.prefill_profile;
+  assert.equal(pre.tokens_per_step, 16);
+  assert.equal(pre.steps, 1);
+  const preOp = (name: string) => pre.ops.find((o: { op: string }) => o.op === name);
+  assert.equal(preOp('linear bf16 (64+32+32)x64').macs_per_step, 16 * 2 * 128 * 64);
+  assert.equal(preOp('moe mxfp4 4x(128+64)x64').macs_per_step, 16 * 2 * 2 * (128 * 64 + 64 * 64));
+  assert.equal(preOp('linear bf16 300x64').macs_per_step, 300 * 64, 'the head runs for the last position only');
   assert.deepEqual(Object.keys(res.decode_profile), ['1', '16']);
   for (const n of ['1', '16']) {
     const p = res.decode_profile[n];
     assert.equal(p.sequences, Number(n));
+    assert.equal(p.tokens_per_step, Number(n));
     assert.equal(p.steps, 8);
     const op = (name: string) => {
       const r = p.ops.find((o: { op: string }) => o.op === name);
@@ -95,6 +104,8 @@ test('synth --config writes shards + index that load and run', () => {
     // the experts a step's tokens touch (6528 bytes each, above), each once: k = 2 per layer for
     // one token, more for 16
     const moe = op('moe mxfp4 4x(128+64)x64');
+    assert.equal(moe.macs_per_step, Number(n) * 2 * 2 * (128 * 64 + 64 * 64));
+    assert.ok(Math.abs(moe.gmac_per_s - moe.macs_per_step / (moe.ms_per_step * 1e6)) < 1e-9 * moe.gmac_per_s);
     const experts = moe.weight_bytes_per_step / 6528;
     assert.ok(Math.abs(experts - Math.round(experts)) < 1e-9, `${experts}`);
     if (n === '1') assert.equal(experts, 4);
