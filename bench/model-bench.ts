@@ -14,7 +14,7 @@ import { argmax } from '../src/engine/runner.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
-import { type StepProfile, formatProfile, overrideMethod, profileRows, watchOps } from './decode-profile.js';
+import { type StepProfile, formatProfile, overrideMethod, profileRows, watchOps } from './op-profile.js';
 
 export interface BenchOptions {
   model: string;
@@ -31,7 +31,7 @@ export interface BenchOptions {
   denseWeights?: 'bf16' | 'int8';
   activations?: 'f32' | 'int8';
   kvCacheDtype?: KvDtype;
-  /** also time every op of a few decode steps, at 1 sequence and at the largest batch size */
+  /** also time every op of one more prefill and of a few decode steps (1 sequence and the largest batch size) */
   profile?: boolean;
 }
 
@@ -68,7 +68,7 @@ export interface BenchResult {
   weight_bytes_per_token: number;
   roofline_tokens_per_s: number;
   roofline_fraction: number;
-  /** with `profile`: where the time of one prefill of prefill_tokens goes, and of a decode step per sequence count (decode-profile.ts) */
+  /** with `profile`: where the time of one prefill of prefill_tokens goes, and of a decode step per sequence count (op-profile.ts) */
   prefill_profile?: StepProfile;
   decode_profile?: Record<string, StepProfile>;
 }

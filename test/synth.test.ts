@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PRESETS } from '../src/weights/synth.js';
-import { watchOps } from '../bench/decode-profile.js';
+import { watchOps } from '../bench/op-profile.js';
 import { ReferenceBackend } from '../src/backend/reference.js';
 import { packBatch } from '../src/engine/batch.js';
 import { loadModel } from '../src/models/registry.js';
