@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
-    .option('--profile', 'also time each op of a few decode steps (1 sequence and the largest --batch): ms, weight bytes and GB/s per op')
+    .option('--profile', 'also time each op of one more prefill and of a few decode steps (1 sequence and the largest --batch): ms, weight bytes and GB/s, multiply-adds and GMAC/s per op')
     .option('--json', 'print one JSON object')
     .action((o) => {
       const denseWeights = checkDenseWeights(o.denseWeights);
