@@ -232,13 +232,13 @@ export function runBench(o: BenchOptions): BenchResult {
     // run() times `steps` steps (resetting the watch after any warm-up) and returns ms per step
     const profiled = (sequences: number, tokens: number, steps: number, run: (watch: ReturnType<typeof watchOps>) => number): StepProfile => {
       const watch = watchOps(backend);
-      let ms = 0;
+      let ms = 0, groups: ReturnType<typeof watch.stop>;
       try {
         ms = run(watch);
       } finally {
-        watch.stop(); // the backend's own methods back, whatever happened
+        groups = watch.stop(); // the backend's own methods back, whatever happened
       }
-      const ops = profileRows(watch.groups, steps);
+      const ops = profileRows(groups, steps);
       const p: StepProfile = { sequences, tokens_per_step: tokens, steps, step_ms: ms, ops_ms: ops.reduce((a, r) => a + r.ms_per_step, 0), ops };
       for (const l of formatProfile(p)) o.log(l);
       return p;

@@ -94,7 +94,7 @@ export function overrideMethod(obj: object, name: string, fn: (...args: never[])
  * Times every op `backend` exposes (its own and its prototypes' methods) until `stop`, which puts
  * the originals back and returns the groups. `reset` drops what was counted so far (a warm-up).
  */
-export function watchOps(backend: Backend): { groups: Map<string, Acc>; reset(): void; stop(): Map<string, Acc> } {
+export function watchOps(backend: Backend): { reset(): void; stop(): Map<string, Acc> } {
   const groups = new Map<string, Acc>();
   const names = new Set<string>();
   for (let p = Object.getPrototypeOf(backend); p && p !== Object.prototype; p = Object.getPrototypeOf(p))
@@ -127,7 +127,6 @@ export function watchOps(backend: Backend): { groups: Map<string, Acc>; reset():
     }));
   }
   return {
-    groups,
     reset: () => groups.clear(),
     stop() {
       for (const restore of restores) restore();
