@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -188,20 +189,33 @@ void deinterleave(const float* x, int64_t T, int64_t C, float* out) {
     }
 }
 
-// A byte buffer whose data starts on a cache line: the kernels' 32-byte activation loads then
-// never straddle two lines (straddling cost the token-lane MXFP4 kernel 16%, measured)
-struct LineBuffer {
-  std::vector<uint8_t> raw;
-  uint8_t* p = nullptr;
-  explicit LineBuffer(size_t n = 0) { resize(n); }
-  LineBuffer(const LineBuffer&) = delete;  // p points into raw
-  void resize(size_t n) {
-    if (n == 0) return;  // (decode's segments need no token-lane copy: no allocation per call)
-    raw.resize(n + 64);
-    p = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw.data()) + 63) & ~uintptr_t(63));
+// Per-call working memory that the calling thread keeps and reuses, never zeroed (every byte a
+// kernel reads is written first), starting on a cache line (the kernels' 32-byte activation
+// loads then never straddle two lines: straddling cost the token-lane MXFP4 kernel 16%). A 512-token prefill's MoE layer uses about 80 MB of it: taken
+// fresh on every call, those pages were mapped, zeroed by the kernel and zeroed again by
+// std::vector on each of the 24 layers. One slot per buffer that can be live at the same time.
+enum ScratchSlot { SCRATCH_Q8_MXFP4, SCRATCH_Q8_INT8, SCRATCH_Q8_NVFP4, SCRATCH_DEINT, SCRATCH_LANES, SCRATCH_MOE_XT, SCRATCH_MOE_X, SCRATCH_MOE_A, SCRATCH_MOE_H, SCRATCH_MOE_Y, SCRATCH_SLOTS };
+class Scratch {
+ public:
+  // n bytes from a cache line boundary (contents undefined)
+  uint8_t* bytes(size_t n) {
+    if (n > cap_) {
+      raw_.reset(new uint8_t[n + 64]);
+      cap_ = n;
+    }
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw_.get()) + 63) & ~uintptr_t(63));
   }
-  uint8_t* data() { return p; }
+  template <typename T>
+  T* of(size_t count) { return reinterpret_cast<T*>(bytes(count * sizeof(T))); }
+
+ private:
+  std::unique_ptr<uint8_t[]> raw_;
+  size_t cap_ = 0;
 };
+Scratch& scratch(ScratchSlot s) {
+  thread_local Scratch slots[SCRATCH_SLOTS];
+  return slots[s];
+}
 
 // One token's activations → its q8 record (q8_token_bytes(fmt, C) bytes at rec).
 void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
@@ -252,10 +266,9 @@ void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
 
 // Quantises activations to q8 in the layout the integer kernels read (kernels.h). Every ISA
 // gets the same values: scalar code, round to nearest even.
-void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, LineBuffer& buf) {
+void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, uint8_t* dst) {
   const int64_t xs = q8_token_bytes(fmt, C);
-  buf.resize(size_t(T * xs));
-  auto token = [&](int64_t t) { q8_token(fmt, x + t * C, C, buf.data() + t * xs); };
+  auto token = [&](int64_t t) { q8_token(fmt, x + t * C, C, dst + t * xs); };
   if (T >= 8) pool->parallel_for(T, token);
   else
     for (int64_t t = 0; t < T; t++) token(t);
@@ -311,39 +324,52 @@ void run_segments(std::vector<Segment> segs) {
   std::vector<int64_t> off(segs.size() + 1, 0);
   for (size_t i = 0; i < segs.size(); i++)
     off[i + 1] = off[i] + (segs[i].xq && use_t8(segs[i].w, segs[i].T) ? q8_t8_bytes(segs[i].w.format, segs[i].T, segs[i].w.cols) : 0);
-  LineBuffer lanes(size_t(off.back()));
+  uint8_t* const lanes = off.back() ? scratch(SCRATCH_LANES).bytes(size_t(off.back())) : nullptr;
   if (off.back()) {
     std::vector<std::pair<int, int64_t>> jobs;  // (segment, first oct): 4 octs a job
     for (size_t i = 0; i < segs.size(); i++) {
       if (off[i + 1] == off[i]) continue;
-      segs[i].xt = lanes.data() + off[i];
+      segs[i].xt = lanes + off[i];
       for (int64_t o = 0; o < (segs[i].T + 7) / 8; o += 4) jobs.push_back({int(i), o});
     }
     pool->parallel_for(int64_t(jobs.size()), [&](int64_t j) {
       const Segment& s = segs[jobs[j].first];
       const int64_t o0 = jobs[j].second;
-      q8_token_lanes(s.w.format, s.xq, q8_token_bytes(s.w.format, s.w.cols), s.T, s.w.cols, lanes.data() + off[jobs[j].first], o0,
+      q8_token_lanes(s.w.format, s.xq, q8_token_bytes(s.w.format, s.w.cols), s.T, s.w.cols, lanes + off[jobs[j].first], o0,
                      std::min((s.T + 7) / 8, o0 + 4));
     });
   }
   struct Task {
     int seg;
-    int64_t r0, r1;
+    int64_t r0, r1, t0, t1;
   };
   std::vector<Task> tasks;
-  int64_t total_rows = 0;
-  for (auto& s : segs) total_rows += s.w.rows;
+  int64_t total_rows = 0, maxT = 0;
+  for (auto& s : segs) {
+    total_rows += s.w.rows;
+    maxT = std::max(maxT, s.T);
+  }
   const int64_t threads = pool->size();
-  int64_t chunk = std::max<int64_t>(32, ((total_rows / (threads * 4)) + 31) / 32 * 32);
-  for (size_t i = 0; i < segs.size(); i++)
+  const int64_t chunk = std::max<int64_t>(32, ((total_rows / (threads * 4)) + 31) / 32 * 32);
+  int64_t row_tasks = 0;
+  for (auto& s : segs) row_tasks += (s.w.rows + chunk - 1) / chunk;
+  // too few rows to share (a router's 32 over 512 tokens ran on one thread): split the tokens
+  // too, in whole octs (the token-lane layout's unit); no output depends on its neighbours
+  int64_t pieces = 1;
+  if (row_tasks < 2 * threads && maxT >= 16) pieces = std::min((maxT + 7) / 8, (4 * threads + row_tasks - 1) / row_tasks);
+  for (size_t i = 0; i < segs.size(); i++) {
+    const int64_t T = segs[i].T, tc = pieces > 1 ? ((T + pieces - 1) / pieces + 7) / 8 * 8 : std::max<int64_t>(T, 1);
     for (int64_t r = 0; r < segs[i].w.rows; r += chunk)
-      tasks.push_back({int(i), r, std::min(segs[i].w.rows, r + chunk)});
+      for (int64_t t = 0; t < T; t += tc) tasks.push_back({int(i), r, std::min(segs[i].w.rows, r + chunk), t, std::min(T, t + tc)});
+  }
   pool->parallel_for(int64_t(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     const Segment& s = segs[t.seg];
-    if (s.xt) K->linear_rows_q8_t8(s.w, s.xt, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
-    else if (s.xq) K->linear_rows_q8(s.w, s.xq, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
-    else K->linear_rows(s.w, s.x, s.T, s.bias, s.y, s.w.rows, t.r0, t.r1);
+    const int64_t n = t.t1 - t.t0, ys = s.w.rows;
+    float* y = s.y + t.t0 * ys;
+    if (s.xt) K->linear_rows_q8_t8(s.w, s.xt + t.t0 / 8 * (s.w.cols / 32) * q8_t8_block_bytes(s.w.format), n, s.bias, y, ys, t.r0, t.r1);
+    else if (s.xq) K->linear_rows_q8(s.w, s.xq + t.t0 * q8_token_bytes(s.w.format, s.w.cols), n, s.bias, y, ys, t.r0, t.r1);
+    else K->linear_rows(s.w, s.x + t.t0 * s.w.cols, n, s.bias, y, ys, t.r0, t.r1);
   });
 }
 
@@ -402,23 +428,26 @@ struct LinearInputs {
   const float* x;
   int64_t T;
   bool q8;
-  std::map<int, LineBuffer> q8_in;
-  std::vector<float> deint;
+  std::map<int, const uint8_t*> q8_in;
+  const float* deint = nullptr;
   Segment segment(const Matrix& w, const float* bias, float* y) {
     Segment s{w, x, T, bias, y};
     if (q8 && q8_format(w)) {
       auto it = q8_in.find(w.format);
       if (it == q8_in.end()) {
-        it = q8_in.try_emplace(w.format).first;
-        prepare_q8(w.format, x, T, w.cols, it->second);
+        const ScratchSlot slot = w.format == FMT_MXFP4 ? SCRATCH_Q8_MXFP4 : w.format == FMT_NVFP4 ? SCRATCH_Q8_NVFP4 : SCRATCH_Q8_INT8;
+        uint8_t* dst = scratch(slot).bytes(size_t(T * q8_token_bytes(w.format, w.cols)));
+        prepare_q8(w.format, x, T, w.cols, dst);
+        it = q8_in.emplace(w.format, dst).first;
       }
-      s.xq = it->second.data();
+      s.xq = it->second;
     } else if (w.format == FMT_MXFP4) {
-      if (deint.empty()) {
-        deint.resize(size_t(T * w.cols));
-        deinterleave(x, T, w.cols, deint.data());
+      if (!deint) {
+        float* d = scratch(SCRATCH_DEINT).of<float>(size_t(T * w.cols));
+        deinterleave(x, T, w.cols, d);
+        deint = d;
       }
-      s.x = deint.data();
+      s.x = deint;
     }
     return s;
   }
@@ -712,6 +741,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   const float* b2 = is_null(env, a.v[8]) ? nullptr : typed<float>(env, a.v[8], napi_float32_array, nullptr, "b2");
   int64_t E = int64_t(num(env, a.v[9])), R1 = int64_t(num(env, a.v[10])), dOut = int64_t(num(env, a.v[11]));
   if (E < 1 || R1 < 1 || dOut < 1) throw Err{"moe: numExperts, w1Rows and dOut must be positive"};
+  if (k < 1 || k > 64) throw Err{"moe: k must be between 1 and 64"};
   const ExpertMatrices w1s(env, a.v[5], E, R1, "w1"), w2s(env, a.v[7], E, dOut, "w2");
   const Matrix& w1 = w1s.first;
   const Matrix& w2 = w2s.first;
@@ -743,8 +773,10 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   const int64_t P = off[na];
   const int64_t xs1 = q8_1 ? q8_token_bytes(w1.format, dIn) : dIn * 4;
   const int64_t xs2 = q8_2 ? q8_token_bytes(w2.format, inter) : inter * 4;
-  LineBuffer X(size_t(P * xs1)), A(size_t(P * xs2));
-  std::vector<float> H(size_t(P * R1)), Y(size_t(P * dOut));
+  uint8_t* const X = scratch(SCRATCH_MOE_X).bytes(size_t(P * xs1));
+  uint8_t* const A = scratch(SCRATCH_MOE_A).bytes(size_t(P * xs2));
+  float* const H = scratch(SCRATCH_MOE_H).of<float>(size_t(P * R1));
+  float* const Y = scratch(SCRATCH_MOE_Y).of<float>(size_t(P * dOut));
   // each stage's per-pair work runs on the pool, in chunks of pairs
   const int64_t PC = 4;
   auto pairs = [&](const std::function<void(int64_t)>& fn) {
@@ -752,19 +784,28 @@ napi_value Moe(napi_env env, napi_callback_info info) {
       for (int64_t p = c * PC; p < std::min(P, (c + 1) * PC); p++) fn(p);
     });
   };
-  // gather the inputs (q8 records, de-interleaved or plain f32 rows)
+  // gather the inputs: each token's q8 record made once and copied to its k pairs, or its
+  // de-interleaved / plain f32 row
+  uint8_t* Xt = nullptr;
+  if (q8_1) {
+    Xt = scratch(SCRATCH_MOE_XT).bytes(size_t(T * xs1));
+    auto token = [&](int64_t t) { q8_token(w1.format, x + t * dIn, dIn, Xt + t * xs1); };
+    if (T >= 8) pool->parallel_for(T, token);
+    else
+      for (int64_t t = 0; t < T; t++) token(t);
+  }
   pairs([&](int64_t p) {
-    const float* xr = x + (pick_of[p] / k) * dIn;
-    uint8_t* dst = X.data() + p * xs1;
-    if (q8_1) q8_token(w1.format, xr, dIn, dst);
-    else if (w1.format == FMT_MXFP4) deinterleave(xr, 1, dIn, reinterpret_cast<float*>(dst));
-    else std::memcpy(dst, xr, dIn * 4);
+    const int64_t t = pick_of[p] / k;
+    uint8_t* dst = X + p * xs1;
+    if (q8_1) std::memcpy(dst, Xt + t * xs1, size_t(xs1));
+    else if (w1.format == FMT_MXFP4) deinterleave(x + t * dIn, 1, dIn, reinterpret_cast<float*>(dst));
+    else std::memcpy(dst, x + t * dIn, dIn * 4);
   });
   std::vector<Segment> seg1, seg2;
   for (size_t i = 0; i < na; i++) {
     const int64_t e = active[i], n = off[i + 1] - off[i];
-    Segment sg{w1s.get(e), reinterpret_cast<const float*>(X.data() + off[i] * xs1), n, b1 ? b1 + e * R1 : nullptr, H.data() + off[i] * R1};
-    if (q8_1) sg.xq = X.data() + off[i] * xs1;
+    Segment sg{w1s.get(e), reinterpret_cast<const float*>(X + off[i] * xs1), n, b1 ? b1 + e * R1 : nullptr, H + off[i] * R1};
+    if (q8_1) sg.xq = X + off[i] * xs1;
     seg1.push_back(sg);
   }
   run_segments(std::move(seg1));
@@ -772,7 +813,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   pairs([&](int64_t p) {
     thread_local std::vector<float> av;
     av.resize(inter);
-    const float* h = H.data() + p * R1;
+    const float* h = H + p * R1;
     for (int64_t c = 0; c < inter; c++) {
       float r;
       if (swiglu) {
@@ -786,30 +827,41 @@ napi_value Moe(napi_env env, napi_callback_info info) {
       }
       av[c] = r;
     }
-    uint8_t* dst = A.data() + p * xs2;
+    uint8_t* dst = A + p * xs2;
     if (q8_2) q8_token(w2.format, av.data(), inter, dst);
     else if (w2.format == FMT_MXFP4) deinterleave(av.data(), 1, inter, reinterpret_cast<float*>(dst));
     else std::memcpy(dst, av.data(), inter * 4);
   });
   for (size_t i = 0; i < na; i++) {
     const int64_t e = active[i], n = off[i + 1] - off[i];
-    Segment sg{w2s.get(e), reinterpret_cast<const float*>(A.data() + off[i] * xs2), n, b2 ? b2 + e * dOut : nullptr, Y.data() + off[i] * dOut};
-    if (q8_2) sg.xq = A.data() + off[i] * xs2;
+    Segment sg{w2s.get(e), reinterpret_cast<const float*>(A + off[i] * xs2), n, b2 ? b2 + e * dOut : nullptr, Y + off[i] * dOut};
+    if (q8_2) sg.xq = A + off[i] * xs2;
     seg2.push_back(sg);
   }
   run_segments(std::move(seg2));
-  // combine per token in ascending expert order (the same order whatever shares the batch)
-  std::memset(out, 0, T * dOut * 4);
+  // combine per token, its picks in ascending expert order (slot order within an expert): the
+  // same order whatever shares the batch
+  std::vector<int64_t> pair_of(size_t(T * k));
   for (size_t i = 0; i < na; i++) {
     const auto& pk = picks[active[i]];
-    for (size_t j = 0; j < pk.size(); j++) {
-      int64_t t = pk[j] / k;
-      float w = ew[pk[j]];
-      const float* y = Y.data() + (off[i] + int64_t(j)) * dOut;
-      float* o = out + t * dOut;
+    for (size_t j = 0; j < pk.size(); j++) pair_of[pk[j]] = off[i] + int64_t(j);
+  }
+  auto combine = [&](int64_t t) {
+    int64_t order[64];
+    const int64_t kk = std::min<int64_t>(k, 64);
+    for (int64_t j = 0; j < kk; j++) order[j] = t * k + j;
+    std::sort(order, order + kk, [&](int64_t p, int64_t q) { return ex[p] != ex[q] ? ex[p] < ex[q] : p < q; });
+    float* o = out + t * dOut;
+    std::memset(o, 0, size_t(dOut) * 4);
+    for (int64_t j = 0; j < kk; j++) {
+      const float w = ew[order[j]];
+      const float* y = Y + pair_of[order[j]] * dOut;
       for (int64_t c = 0; c < dOut; c++) o[c] += w * y[c];
     }
-  }
+  };
+  if (T >= 8) pool->parallel_for(T, combine);
+  else
+    for (int64_t t = 0; t < T; t++) combine(t);
   return undefined(env);
 }
 
