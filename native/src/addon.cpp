@@ -522,13 +522,27 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   float eps = float(num(env, a.v[3]));
   float* y = typed<float>(env, a.v[4], napi_float32_array, nullptr, "y");
   if (int64_t(nx) < T * int64_t(H)) throw Err{"rmsNorm: x too short"};
-  for (int64_t t = 0; t < T; t++) {
-    const float* xr = x + t * H;
-    double ss = 0;
-    for (size_t i = 0; i < H; i++) ss += double(xr[i]) * xr[i];
-    float inv = 1.f / std::sqrt(float(ss / H) + eps);
-    for (size_t i = 0; i < H; i++) y[t * H + i] = (xr[i] * inv) * w[i];
-  }
+  // each token's sum of squares in order, in double; 4 tokens' sums side by side (one chain of
+  // dependent adds each), groups of 4 tokens spread over the threads
+  auto group = [&](int64_t g) {
+    const int64_t t0 = g * 4, n = std::min<int64_t>(4, T - t0);
+    const float* xr = x + t0 * H;
+    double ss[4] = {0, 0, 0, 0};
+    if (n == 4)
+      for (size_t i = 0; i < H; i++)
+        for (int j = 0; j < 4; j++) ss[j] += double(xr[j * H + i]) * xr[j * H + i];
+    else
+      for (int64_t j = 0; j < n; j++)
+        for (size_t i = 0; i < H; i++) ss[j] += double(xr[j * H + i]) * xr[j * H + i];
+    for (int64_t j = 0; j < n; j++) {
+      const float inv = 1.f / std::sqrt(float(ss[j] / H) + eps);
+      for (size_t i = 0; i < H; i++) y[(t0 + j) * H + i] = (xr[j * H + i] * inv) * w[i];
+    }
+  };
+  const int64_t groups = (T + 3) / 4;
+  if (T >= 64) pool->parallel_for(groups, group);
+  else
+    for (int64_t g = 0; g < groups; g++) group(g);
   return undefined(env);
 }
 
@@ -660,11 +674,13 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   for (size_t s = 0; s < nseq; s++)
     for (int32_t i = 0; i < ql[s]; i++) seq_of[qs[s] + i] = int32_t(s);
   const int64_t group = nh / nkv;
-  // one task per (token, kv head): the q heads of a group share the gathered keys
+  // one task per (token, kv head): the q heads of a group share the gathered keys. Tasks run
+  // head by head, so that a prefill's consecutive tokens find that head's keys and values still
+  // in L2 (token by token, all heads' rows went through it for every token)
   pool->parallel_for(T * nkv, [&](int64_t task) {
     thread_local std::vector<float> sc;
     thread_local std::vector<int32_t> slots;
-    const int64_t t = task / nkv, kh = task % nkv;
+    const int64_t t = task % T, kh = task / T;
     const int32_t s = seq_of[t];
     const int64_t p = pos[t];
     const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
