@@ -217,6 +217,58 @@ Scratch& scratch(ScratchSlot s) {
   return slots[s];
 }
 
+// One 32-input block → its int8 values q and scale d (amax / 127); returns Σq. v·(1/d) rounds
+// half to even as nearbyint, without its libm call (this file is built for any x86-64, so
+// nearbyintf is not inlined): adding and removing 1.5·2^23 rounds |v| ≤ 2^22 exactly so.
+static int32_t q8_block_scalar(const float* xb, int64_t n, float* d_out, int8_t q[32]) {
+  float amax = 0.f;
+  for (int64_t j = 0; j < n; j++) amax = std::max(amax, std::fabs(xb[j]));
+  const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+  int32_t Q = 0;
+  for (int64_t j = 0; j < 32; j++) q[j] = 0;
+  for (int64_t j = 0; j < n; j++) {
+    float v = xb[j] * id;
+    v = (v + 12582912.f) - 12582912.f;
+    v = std::max(-127.f, std::min(127.f, v));
+    q[j] = int8_t(v);
+    Q += q[j];
+  }
+  *d_out = d;
+  return Q;
+}
+
+// The same for a whole block with AVX2, bit for bit: maxps(|x|, m) keeps m where |x| is NaN, as
+// std::max(m, |x|) does; minps / maxps with the bound second clamp as std::min / std::max do
+// (a NaN becomes 127), and the values are whole numbers, so truncation converts them exactly.
+__attribute__((target("avx2"))) static int32_t q8_block_avx2(const float* xb, float* d_out, int8_t q[32]) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 v[4], m = _mm256_setzero_ps();
+  for (int i = 0; i < 4; i++) {
+    v[i] = _mm256_loadu_ps(xb + 8 * i);
+    m = _mm256_max_ps(_mm256_and_ps(v[i], absmask), m);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float amax = 0.f;
+  for (int j = 0; j < 8; j++) amax = std::max(amax, lanes[j]);
+  const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+  const __m256 vid = _mm256_set1_ps(id), magic = _mm256_set1_ps(12582912.f), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-127.f);
+  __m256i qi[4], sum = _mm256_setzero_si256();
+  for (int i = 0; i < 4; i++) {
+    __m256 r = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(v[i], vid), magic), magic);
+    r = _mm256_max_ps(_mm256_min_ps(r, hi), lo);
+    qi[i] = _mm256_cvttps_epi32(r);
+    sum = _mm256_add_epi32(sum, qi[i]);
+  }
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  alignas(32) int32_t s8[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(s8), sum);
+  *d_out = d;
+  return s8[0] + s8[1] + s8[2] + s8[3] + s8[4] + s8[5] + s8[6] + s8[7];
+}
+bool q8_avx2 = false;  // set by init where the CPU has AVX2
+
 // One token's activations → its q8 record (q8_token_bytes(fmt, C) bytes at rec).
 void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
   const int64_t GC = q8_group_cols(fmt), GB = q8_group_bytes(fmt);
@@ -224,21 +276,9 @@ void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
   const int64_t nblocks = (C + 31) / 32;
   for (int64_t b = 0; b < nblocks; b++) {
     const int64_t c0 = b * 32, n = std::min<int64_t>(32, C - c0);
-    const float* xb = x + c0;
-    float amax = 0.f;
-    for (int64_t j = 0; j < n; j++) amax = std::max(amax, std::fabs(xb[j]));
-    const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
-    int8_t q[32] = {0};
-    int32_t Q = 0;
-    for (int64_t j = 0; j < n; j++) {
-      // round half to even as nearbyint, without its libm call (this file is built for any x86-64,
-      // so nearbyintf is not inlined): adding and removing 1.5·2^23 rounds |v| ≤ 2^22 exactly so
-      float v = xb[j] * id;
-      v = (v + 12582912.f) - 12582912.f;
-      v = std::max(-127.f, std::min(127.f, v));
-      q[j] = int8_t(v);
-      Q += q[j];
-    }
+    alignas(32) int8_t q[32];
+    float d;
+    const int32_t Q = q8_avx2 && n == 32 ? q8_block_avx2(x + c0, &d, q) : q8_block_scalar(x + c0, n, &d, q);
     uint8_t* rec = rec0 + (c0 / GC) * GB;
     const int64_t k = (c0 % GC) / 32;  // block within the group
     int32_t* corr = reinterpret_cast<int32_t*>(rec + GC);
@@ -362,6 +402,9 @@ void run_segments(std::vector<Segment> segs) {
     for (int64_t r = 0; r < segs[i].w.rows; r += chunk)
       for (int64_t t = 0; t < T; t += tc) tasks.push_back({int(i), r, std::min(segs[i].w.rows, r + chunk), t, std::min(T, t + tc)});
   }
+  // the costliest first (rows × tokens: a prefill's experts have 30 to 120 tokens each), so that
+  // the threads' last tasks are small ones and they finish together
+  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return (a.r1 - a.r0) * (a.t1 - a.t0) > (b.r1 - b.r0) * (b.t1 - b.t0); });
   pool->parallel_for(int64_t(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     const Segment& s = segs[t.seg];
@@ -401,6 +444,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
   bool has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  q8_avx2 = __builtin_cpu_supports("avx2");
   bool hasVnni = has512 && __builtin_cpu_supports("avx512vnni");
   if (want == "avx512" && !has512) throw Err{"this CPU lacks AVX-512"};
   if (want == "avx512vnni" && !hasVnni) throw Err{"this CPU lacks AVX-512 VNNI"};
