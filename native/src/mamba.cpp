@@ -11,13 +11,16 @@ namespace {
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 inline double softplus(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
 
-// The scan's inner loops over the state size N (and head size P), in f64 as the reference, with
-// AVX2 clones picked at load (ifunc). Reductions keep 4 partial sums (k mod 4, added at the end)
-// so that both clones vectorise them and give the same bits.
+// The scan's inner loops over the state size N (and head size P), in f64 as the reference.
+// Reductions keep 4 partial sums (k mod 4, added at the end) so that every build vectorises them
+// the same way and gives the same bits. They are inlined into the scan's task, which is built
+// twice (AVX2 and baseline clones, picked at load): calling a cloned helper per state row cost
+// an indirect call per 64–128 values.
 #define MAMBA_CLONES __attribute__((target_clones("avx2", "default")))
+#define MAMBA_INLINE static inline __attribute__((always_inline))
 
 // Σ a[k]·b[k]
-MAMBA_CLONES double dot_ff(const float* a, const float* b, int64_t n) {
+MAMBA_INLINE double dot_ff(const float* a, const float* b, int64_t n) {
   double s[4] = {0, 0, 0, 0};
   int64_t k = 0;
   for (; k + 4 <= n; k += 4)
@@ -27,12 +30,18 @@ MAMBA_CLONES double dot_ff(const float* a, const float* b, int64_t n) {
 }
 
 // y[k] += w · x[k]
-MAMBA_CLONES void axpy_df(double* y, double w, const float* x, int64_t n) {
+MAMBA_INLINE void axpy_df(double* y, double w, const float* x, int64_t n) {
   for (int64_t k = 0; k < n; k++) y[k] += w * x[k];
 }
 
+// y[k] += a0·b0[k], then a1·b1[k], a2·b2[k], a3·b3[k]: four axpy_df in one pass over y
+MAMBA_INLINE void axpy4_df(double* y, double a0, const float* b0, double a1, const float* b1, double a2, const float* b2,
+                           double a3, const float* b3, int64_t n) {
+  for (int64_t k = 0; k < n; k++) y[k] = (((y[k] + a0 * b0[k]) + a1 * b1[k]) + a2 * b2[k]) + a3 * b3[k];
+}
+
 // one recurrent step of a state row: s[k] = f32(s[k]·dA + dx·b[k]); returns Σ s[k]·c[k]
-MAMBA_CLONES double step_row(float* s, const float* b, const float* c, double dA, double dx, int64_t n) {
+MAMBA_INLINE double step_row(float* s, const float* b, const float* c, double dA, double dx, int64_t n) {
   double acc[4] = {0, 0, 0, 0};
   int64_t k = 0;
   for (; k + 4 <= n; k += 4)
@@ -106,85 +115,117 @@ void mamba_conv1d(ThreadPool& pool, const float* x, int64_t Cd, int64_t K, const
   });
 }
 
+namespace {
+struct ScanArgs {
+  const float *x, *dt, *B, *C, *A, *D, *dt_bias;
+  float* ssm_state;
+  const MambaSeg* segs;
+  int64_t nh, P, G, N, L;
+  float dt_min, dt_max;
+  float* y;
+};
+
+// one (sequence, group) task of the scan: the group's heads, recurrent step or chunked SSD
+MAMBA_CLONES void scan_task(const ScanArgs& a, int64_t task) {
+  const float *x = a.x, *dt = a.dt, *B = a.B, *C = a.C, *A = a.A, *D = a.D, *dt_bias = a.dt_bias;
+  const int64_t nh = a.nh, P = a.P, G = a.G, N = a.N, L = a.L, hpg = nh / G, GN = G * N;
+  const float dt_min = a.dt_min, dt_max = a.dt_max;
+  float* ssm_state = a.ssm_state;
+  float* y = a.y;
+  const MambaSeg* segs = a.segs;
+  const MambaSeg& s = segs[task / G];
+  const int64_t grp = task % G;
+  if (s.len == 0) return;
+  float* S0 = ssm_state + s.slot * nh * P * N;
+  if (s.fresh) std::memset(S0 + grp * hpg * P * N, 0, sizeof(float) * hpg * P * N);
+  auto delta = [&](int64_t t, int64_t h) {
+    double d = softplus(double(float(dt[t * nh + h] + dt_bias[h])));
+    if (d < dt_min) d = dt_min;
+    if (d > dt_max) d = dt_max;
+    return float(d);
+  };
+  if (s.len == 1) {  // recurrent step
+    const int64_t t = s.start;
+    const float* b = B + t * GN + grp * N;
+    const float* c = C + t * GN + grp * N;
+    for (int64_t h = grp * hpg; h < (grp + 1) * hpg; h++) {
+      const double d = delta(t, h);
+      const double dA = std::exp(d * A[h]);
+      float* S = S0 + h * P * N;
+      for (int64_t p = 0; p < P; p++) {
+        const double xv = x[(t * nh + h) * P + p];
+        const double dx = d * xv;
+        const double acc = step_row(S + p * N, b, c, dA, dx, N);
+        y[(t * nh + h) * P + p] = float(acc + double(D[h]) * xv);
+      }
+    }
+    return;
+  }
+  // chunked SSD
+  std::vector<double> cb(L * L), cs(L), dl(L), yrow(P), sc(P * N);
+  for (int64_t c0 = 0; c0 < s.len; c0 += L) {
+    const int64_t len = std::min(L, s.len - c0), tb = s.start + c0;
+    for (int64_t j = 0; j < len; j++) {
+      const float* cj = C + (tb + j) * GN + grp * N;
+      for (int64_t i = 0; i <= j; i++) {
+        cb[j * L + i] = dot_ff(cj, B + (tb + i) * GN + grp * N, N);
+      }
+    }
+    for (int64_t h = grp * hpg; h < (grp + 1) * hpg; h++) {
+      double run = 0;
+      for (int64_t j = 0; j < len; j++) {
+        dl[j] = delta(tb + j, h);
+        run += dl[j] * A[h];
+        cs[j] = run;
+      }
+      float* S = S0 + h * P * N;
+      for (int64_t j = 0; j < len; j++) {
+        const int64_t t = tb + j;
+        const float* cj = C + t * GN + grp * N;
+        const double decay0 = std::exp(cs[j]);
+        for (int64_t p = 0; p < P; p++) yrow[p] = dot_ff(S + p * N, cj, N) * decay0;
+        for (int64_t i = 0; i <= j; i++) {
+          const double w = std::exp(cs[j] - cs[i]) * cb[j * L + i] * dl[i];
+          axpy_df(yrow.data(), w, x + ((tb + i) * nh + h) * P, P);
+        }
+        const float* xt = x + (t * nh + h) * P;
+        float* yt = y + (t * nh + h) * P;
+        for (int64_t p = 0; p < P; p++) yt[p] = float(yrow[p] + double(D[h]) * xt[p]);
+      }
+      const double end = cs[len - 1], dEnd = std::exp(end);
+      for (int64_t i = 0; i < P * N; i++) sc[i] = S[i] * dEnd;
+      // the chunk's tokens 4 at a time: each state row (N doubles; all P of them overflow L1)
+      // is read and written once per 4 tokens, its adds still in token order
+      int64_t i = 0;
+      for (; i + 4 <= len; i += 4) {
+        double w[4];
+        const float *bi[4], *xi[4];
+        for (int m = 0; m < 4; m++) {
+          w[m] = std::exp(end - cs[i + m]) * dl[i + m];
+          bi[m] = B + (tb + i + m) * GN + grp * N;
+          xi[m] = x + ((tb + i + m) * nh + h) * P;
+        }
+        for (int64_t p = 0; p < P; p++)
+          axpy4_df(sc.data() + p * N, w[0] * xi[0][p], bi[0], w[1] * xi[1][p], bi[1], w[2] * xi[2][p], bi[2], w[3] * xi[3][p], bi[3], N);
+      }
+      for (; i < len; i++) {
+        const double w = std::exp(end - cs[i]) * dl[i];
+        const float* bi = B + (tb + i) * GN + grp * N;
+        const float* xi = x + ((tb + i) * nh + h) * P;
+        for (int64_t p = 0; p < P; p++) axpy_df(sc.data() + p * N, w * xi[p], bi, N);
+      }
+      for (int64_t i = 0; i < P * N; i++) S[i] = float(sc[i]);
+    }
+  }
+}
+}  // namespace
+
 void mamba_ssm_scan(ThreadPool& pool, const float* x, const float* dt, const float* B, const float* C, const float* A,
                     const float* D, const float* dt_bias, float* ssm_state, const MambaSeg* segs, int64_t nseg,
                     int64_t T, int64_t nh, int64_t P, int64_t G, int64_t N, int64_t chunk, float dt_min, float dt_max,
                     float* y) {
   (void)T;
-  const int64_t hpg = nh / G, GN = G * N;
-  const int64_t L = chunk > 0 ? chunk : 1;
-  pool.parallel_for(nseg * G, [&](int64_t task) {
-    const MambaSeg& s = segs[task / G];
-    const int64_t grp = task % G;
-    if (s.len == 0) return;
-    float* S0 = ssm_state + s.slot * nh * P * N;
-    if (s.fresh) std::memset(S0 + grp * hpg * P * N, 0, sizeof(float) * hpg * P * N);
-    auto delta = [&](int64_t t, int64_t h) {
-      double d = softplus(double(float(dt[t * nh + h] + dt_bias[h])));
-      if (d < dt_min) d = dt_min;
-      if (d > dt_max) d = dt_max;
-      return float(d);
-    };
-    if (s.len == 1) {  // recurrent step
-      const int64_t t = s.start;
-      const float* b = B + t * GN + grp * N;
-      const float* c = C + t * GN + grp * N;
-      for (int64_t h = grp * hpg; h < (grp + 1) * hpg; h++) {
-        const double d = delta(t, h);
-        const double dA = std::exp(d * A[h]);
-        float* S = S0 + h * P * N;
-        for (int64_t p = 0; p < P; p++) {
-          const double xv = x[(t * nh + h) * P + p];
-          const double dx = d * xv;
-          const double acc = step_row(S + p * N, b, c, dA, dx, N);
-          y[(t * nh + h) * P + p] = float(acc + double(D[h]) * xv);
-        }
-      }
-      return;
-    }
-    // chunked SSD
-    std::vector<double> cb(L * L), cs(L), dl(L), yrow(P), sc(P * N);
-    for (int64_t c0 = 0; c0 < s.len; c0 += L) {
-      const int64_t len = std::min(L, s.len - c0), tb = s.start + c0;
-      for (int64_t j = 0; j < len; j++) {
-        const float* cj = C + (tb + j) * GN + grp * N;
-        for (int64_t i = 0; i <= j; i++) {
-          cb[j * L + i] = dot_ff(cj, B + (tb + i) * GN + grp * N, N);
-        }
-      }
-      for (int64_t h = grp * hpg; h < (grp + 1) * hpg; h++) {
-        double run = 0;
-        for (int64_t j = 0; j < len; j++) {
-          dl[j] = delta(tb + j, h);
-          run += dl[j] * A[h];
-          cs[j] = run;
-        }
-        float* S = S0 + h * P * N;
-        for (int64_t j = 0; j < len; j++) {
-          const int64_t t = tb + j;
-          const float* cj = C + t * GN + grp * N;
-          const double decay0 = std::exp(cs[j]);
-          for (int64_t p = 0; p < P; p++) yrow[p] = dot_ff(S + p * N, cj, N) * decay0;
-          for (int64_t i = 0; i <= j; i++) {
-            const double w = std::exp(cs[j] - cs[i]) * cb[j * L + i] * dl[i];
-            axpy_df(yrow.data(), w, x + ((tb + i) * nh + h) * P, P);
-          }
-          const float* xt = x + (t * nh + h) * P;
-          float* yt = y + (t * nh + h) * P;
-          for (int64_t p = 0; p < P; p++) yt[p] = float(yrow[p] + double(D[h]) * xt[p]);
-        }
-        const double end = cs[len - 1], dEnd = std::exp(end);
-        for (int64_t i = 0; i < P * N; i++) sc[i] = S[i] * dEnd;
-        for (int64_t i = 0; i < len; i++) {
-          const double w = std::exp(end - cs[i]) * dl[i];
-          const float* bi = B + (tb + i) * GN + grp * N;
-          const float* xi = x + ((tb + i) * nh + h) * P;
-          for (int64_t p = 0; p < P; p++) axpy_df(sc.data() + p * N, w * xi[p], bi, N);
-        }
-        for (int64_t i = 0; i < P * N; i++) S[i] = float(sc[i]);
-      }
-    }
-  });
+  const ScanArgs args{x, dt, B, C, A, D, dt_bias, ssm_state, segs, nh, P, G, N, chunk > 0 ? chunk : 1, dt_min, dt_max, y};
+  pool.parallel_for(nseg * G, [&](int64_t task) { scan_task(args, task); });
 }
-
 }  // namespace tessera
