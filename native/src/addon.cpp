@@ -191,10 +191,16 @@ void deinterleave(const float* x, int64_t T, int64_t C, float* out) {
 
 // Per-call working memory that the calling thread keeps and reuses, never zeroed (every byte a
 // kernel reads is written first), starting on a cache line (the kernels' 32-byte activation
-// loads then never straddle two lines: straddling cost the token-lane MXFP4 kernel 16%). A 512-token prefill's MoE layer uses about 80 MB of it: taken
-// fresh on every call, those pages were mapped, zeroed by the kernel and zeroed again by
-// std::vector on each of the 24 layers. One slot per buffer that can be live at the same time.
-enum ScratchSlot { SCRATCH_Q8_MXFP4, SCRATCH_Q8_INT8, SCRATCH_Q8_NVFP4, SCRATCH_DEINT, SCRATCH_LANES, SCRATCH_MOE_XT, SCRATCH_MOE_X, SCRATCH_MOE_A, SCRATCH_MOE_H, SCRATCH_MOE_Y, SCRATCH_SLOTS };
+// loads then never straddle two lines: straddling cost the token-lane MXFP4 kernel 16%). A
+// 512-token prefill's MoE layer uses about 80 MB of it: taken fresh on every call, those pages
+// were mapped, zeroed by the kernel and zeroed again by std::vector on each of the 24 layers.
+// One slot per buffer that can be live at the same time.
+enum ScratchSlot {
+  SCRATCH_Q8_MXFP4, SCRATCH_Q8_INT8, SCRATCH_Q8_NVFP4, SCRATCH_DEINT,  // linear inputs, per weight format
+  SCRATCH_LANES,                                                       // run_segments' token-lane copies
+  SCRATCH_MOE_XT, SCRATCH_MOE_X, SCRATCH_MOE_A, SCRATCH_MOE_H, SCRATCH_MOE_Y,  // moe's stages
+  SCRATCH_SLOTS
+};
 class Scratch {
  public:
   // n bytes from a cache line boundary (contents undefined)
@@ -305,7 +311,7 @@ void q8_token(int fmt, const float* x, int64_t C, uint8_t* rec0) {
 }
 
 // Quantises activations to q8 in the layout the integer kernels read (kernels.h). Every ISA
-// gets the same values: scalar code, round to nearest even.
+// gets the same values (q8_block_avx2 gives the scalar code's bits), round to nearest even.
 void prepare_q8(int fmt, const float* x, int64_t T, int64_t C, uint8_t* dst) {
   const int64_t xs = q8_token_bytes(fmt, C);
   auto token = [&](int64_t t) { q8_token(fmt, x + t * C, C, dst + t * xs); };
@@ -849,10 +855,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   uint8_t* Xt = nullptr;
   if (q8_1) {
     Xt = scratch(SCRATCH_MOE_XT).bytes(size_t(T * xs1));
-    auto token = [&](int64_t t) { q8_token(w1.format, x + t * dIn, dIn, Xt + t * xs1); };
-    if (T >= 8) pool->parallel_for(T, token);
-    else
-      for (int64_t t = 0; t < T; t++) token(t);
+    prepare_q8(w1.format, x, T, dIn, Xt);
   }
   pairs([&](int64_t p) {
     const int64_t t = pick_of[p] / k;
@@ -907,13 +910,12 @@ napi_value Moe(napi_env env, napi_callback_info info) {
     for (size_t j = 0; j < pk.size(); j++) pair_of[pk[j]] = off[i] + int64_t(j);
   }
   auto combine = [&](int64_t t) {
-    int64_t order[64];
-    const int64_t kk = std::min<int64_t>(k, 64);
-    for (int64_t j = 0; j < kk; j++) order[j] = t * k + j;
-    std::sort(order, order + kk, [&](int64_t p, int64_t q) { return ex[p] != ex[q] ? ex[p] < ex[q] : p < q; });
+    int64_t order[64];  // k ≤ 64 (checked above)
+    for (int64_t j = 0; j < k; j++) order[j] = t * k + j;
+    std::sort(order, order + k, [&](int64_t p, int64_t q) { return ex[p] != ex[q] ? ex[p] < ex[q] : p < q; });
     float* o = out + t * dOut;
     std::memset(o, 0, size_t(dOut) * 4);
-    for (int64_t j = 0; j < kk; j++) {
+    for (int64_t j = 0; j < k; j++) {
       const float w = ew[order[j]];
       const float* y = Y + pair_of[order[j]] * dOut;
       for (int64_t c = 0; c < dOut; c++) o[c] += w * y[c];
