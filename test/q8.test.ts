@@ -190,6 +190,44 @@ for (const isa of NATIVE_ISAS) {
   });
 }
 
+for (const isa of NATIVE_ISAS) {
+  test(`oct-ordered MXFP4 scales on ${isa} (prepareExperts) change no bit: linear at any token count, and the MoE`, (t) => {
+    const be = nativeOn(t, isa, 'int8');
+    if (!be) return;
+    // 1 to 7 blocks (the one-token kernel's pairs, a last pair, a last single block) and 2880
+    // inputs; rows in whole sets of 8 (a copy is made only then) and not (none is made)
+    for (const [rows, cols] of [[8, 32], [16, 64], [24, 96], [40, 160], [8, 192], [16, 224], [24, 2880], [12, 96]]) {
+      const w = mxfp4(rows, cols);
+      const bank: ExpertBank = { numExperts: 1, dIn: cols, w1Rows: rows, dOut: rows, w1: w, b1: null, w2: w, b2: null, activation: { kind: 'relu2' } };
+      const oct = be.prepareExperts(bank).w1 as QMatrix;
+      assert.equal(oct.format === 'mxfp4' && oct.scalesOct !== undefined, rows % 8 === 0, `${rows}x${cols}: a copy where rows are sets of 8`);
+      if (oct.format === 'mxfp4' && oct.scalesOct && w.format === 'mxfp4') {
+        assert.equal(oct.scalesOct.length, rows * cols / 32);
+        // row r's block b at (r/8)·8·G + 8b + r%8
+        const G = cols / 32, r = rows - 3, b = G - 1;
+        assert.equal(oct.scalesOct[Math.floor(r / 8) * 8 * G + 8 * b + (r % 8)], w.scales[r * G + b]);
+      }
+      for (const T of [1, 2, 3, 5, 9, 37]) {
+        const x = randF32(T * cols, 2), bias = randF32(rows);
+        assert.deepEqual(be.linear(x, T, oct, bias), be.linear(x, T, w, bias), `${rows}x${cols} T=${T}: the same bits with the oct copy`);
+      }
+    }
+    // gpt-oss's gated experts, one token and a busy expert, sliced per expert from the stacked bank
+    const E = 4, dIn = 96, I = 64;
+    const bank: ExpertBank = {
+      numExperts: E, dIn, w1Rows: 2 * I, dOut: dIn,
+      w1: mxfp4(E * 2 * I, dIn), b1: randF32(E * 2 * I, 0.1), w2: mxfp4(E * dIn, I), b2: randF32(E * dIn, 0.1),
+      activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
+    };
+    const prepared = be.prepareExperts(bank);
+    for (const [T, experts] of [[1, Int32Array.of(3, 1)], [13, busyExpert(13, 2, [0, 1, 3])]] as const) {
+      const routing = { k: 2, experts, weights: randF32(T * 2) };
+      const x = randF32(T * dIn);
+      assert.deepEqual(be.moeExperts(x, T, routing, prepared), be.moeExperts(x, T, routing, bank), `moe T=${T}: the same bits with the oct copy`);
+    }
+  });
+}
+
 test('q8 is opt-in: the default backend stays exact; int8 activations need the native backend', () => {
   if (!addon) return;
   const exact = createBackend('native');

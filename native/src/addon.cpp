@@ -124,6 +124,11 @@ Matrix matrix(napi_env env, napi_value o) {
     if (int64_t(n) < m.rows * m.cols / 2) throw Err{"matrix.blocks too short"};
     m.scales = typed<uint8_t>(env, prop(env, o, "scales"), napi_uint8_array, &n, "matrix.scales");
     if (int64_t(n) < m.rows * m.cols / 32) throw Err{"matrix.scales too short"};
+    napi_value so = prop(env, o, "scalesOct");
+    if (!is_null(env, so)) {
+      m.scales_oct = typed<uint8_t>(env, so, napi_uint8_array, &n, "matrix.scalesOct");
+      if (int64_t(n) < (m.rows + 7) / 8 * 8 * (m.cols / 32)) throw Err{"matrix.scalesOct too short"};
+    }
   } else if (f == "fp8") {
     m.format = FMT_FP8;
     m.data = typed<uint8_t>(env, prop(env, o, "data"), napi_uint8_array, &n, "matrix.data");
@@ -161,6 +166,7 @@ Matrix row_slice(const Matrix& m, int64_t r0) {
     case FMT_MXFP4:
       s.data = (const uint8_t*)m.data + r0 * (m.cols / 32) * 16;
       s.scales = m.scales + r0 * (m.cols / 32);
+      s.scales_oct = m.scales_oct && r0 % 8 == 0 ? m.scales_oct + r0 * (m.cols / 32) : nullptr;
       break;
     case FMT_FP8:
       if (r0 % m.block_rows) throw Err{"fp8: a row slice must start on a scale block"};
@@ -1053,6 +1059,45 @@ __attribute__((target("avx2"))) static int64_t absmax_avx2(const float* x, int64
   return i;
 }
 
+// octScales(scales: Uint8Array, rows, groups, out: Uint8Array, release): MXFP4 E8M0 scales
+// [rows, groups] → Matrix::scales_oct's order (kernels.h), out ≥ ⌈rows/8⌉·8·groups bytes (a
+// last set short of 8 rows padded with 0). `release` drops the source's pages from this process,
+// as requantizeInt8 does: the kernels that read scales in stored order fault them back.
+napi_value OctScales(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  size_t ns, no;
+  const uint8_t* sc = typed<uint8_t>(env, a.v[0], napi_uint8_array, &ns, "scales");
+  const int64_t rows = int64_t(num(env, a.v[1])), G = int64_t(num(env, a.v[2]));
+  uint8_t* out = typed<uint8_t>(env, a.v[3], napi_uint8_array, &no, "out");
+  if (rows < 1 || G < 1) throw Err{"octScales: rows and groups must be positive"};
+  const int64_t octs = (rows + 7) / 8;
+  if (int64_t(ns) < rows * G || int64_t(no) < octs * 8 * G) throw Err{"octScales: arrays too short"};
+  auto oct = [&](int64_t o) {
+    uint8_t* d = out + o * 8 * G;
+    const int64_t r0 = o * 8, n = std::min<int64_t>(8, rows - r0);
+    int64_t b = 0;
+    if (n == 8)
+      for (; b + 8 <= G; b += 8) {  // an 8 × 8 byte transpose (SSE2) per 8 blocks
+        auto ld = [&](int i) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + (r0 + i) * G + b)); };
+        const __m128i a01 = _mm_unpacklo_epi8(ld(0), ld(1)), a23 = _mm_unpacklo_epi8(ld(2), ld(3));
+        const __m128i a45 = _mm_unpacklo_epi8(ld(4), ld(5)), a67 = _mm_unpacklo_epi8(ld(6), ld(7));
+        const __m128i b0 = _mm_unpacklo_epi16(a01, a23), b1 = _mm_unpackhi_epi16(a01, a23);
+        const __m128i b2 = _mm_unpacklo_epi16(a45, a67), b3 = _mm_unpackhi_epi16(a45, a67);
+        __m128i* dst = reinterpret_cast<__m128i*>(d + 8 * b);
+        _mm_storeu_si128(dst, _mm_unpacklo_epi32(b0, b2));
+        _mm_storeu_si128(dst + 1, _mm_unpackhi_epi32(b0, b2));
+        _mm_storeu_si128(dst + 2, _mm_unpacklo_epi32(b1, b3));
+        _mm_storeu_si128(dst + 3, _mm_unpackhi_epi32(b1, b3));
+      }
+    for (; b < G; b++)
+      for (int64_t i = 0; i < 8; i++) d[8 * b + i] = i < n ? sc[(r0 + i) * G + b] : 0;
+  };
+  if (pool) pool->parallel_for(octs, oct);
+  else for (int64_t o = 0; o < octs; o++) oct(o);
+  if (flag(env, a.v[4])) drop_pages(sc, size_t(rows * G));
+  return undefined(env);
+}
+
 napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
   napi_typedarray_type type;
@@ -1258,6 +1303,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("readBandwidth", ReadBandwidth);
   EXPORT("allocWeights", AllocWeights);
   EXPORT("requantizeInt8", RequantizeInt8);
+  EXPORT("octScales", OctScales);
   EXPORT("mambaConv", MambaConv);
   EXPORT("gatedRmsNorm", GatedRmsNorm);
   EXPORT("ssmScan", SsmScan);

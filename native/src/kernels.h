@@ -21,6 +21,11 @@ struct Matrix {
   // FP8: value = e4m3 · block_scale[⌊r / block_rows⌋ · ⌈cols / block_cols⌉ + ⌊c / block_cols⌋]
   const float* block_scale;
   int64_t block_rows, block_cols;
+  // MXFP4, optional: the E8M0 scales again in oct order, made at load (octScales in addon.cpp):
+  // for rows in sets of 8 from row 0, block b of the set's 8 rows at scales_oct[(r/8)·8·G + 8b +
+  // r%8] (G = cols/32; a last set short of 8 rows is padded). One 8-byte load gives the scales of
+  // one block for 8 rows, which the rows-in-lanes kernels otherwise transpose from `scales`.
+  const uint8_t* scales_oct = nullptr;
 };
 
 // e4m3 (OCP e4m3fn: bias 7, no infinities, S.1111.111 = NaN) byte → f32, exact

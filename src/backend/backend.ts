@@ -178,6 +178,12 @@ export interface Backend {
     meta: AttentionMeta, opts: AttentionOptions): Float32Array;
   /** Σ_j weight[t,j] · expert_{e[t,j]}(x_t) → [T, dOut] */
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array;
+  /**
+   * Called once per expert bank at load: the same weights, with whatever second layout this
+   * backend's kernels read (native: MXFP4 scales in oct order). Optional; the bank as it is
+   * otherwise.
+   */
+  prepareExperts?(bank: ExpertBank): ExpertBank;
 }
 
 /**

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type {
-  AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
+  AttentionMeta, AttentionOptions, Backend, ExpertBank, ExpertWeights, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
@@ -33,6 +33,8 @@ interface Addon {
   /** zeroed huge-page-backed memory for weights made at load time */
   allocWeights?(bytes: number): ArrayBuffer;
   requantizeInt8?(src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean): void;
+  /** MXFP4 scales [rows, groups] → QMatrix.scalesOct's order in `out`; `release` as requantizeInt8's */
+  octScales?(scales: Uint8Array, rows: number, groups: number, out: Uint8Array, release: boolean): void;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -171,6 +173,29 @@ export class NativeBackend implements Backend {
     this.a.attention(q, k, v, T, cache.k, cache.v, o.nKv, o.headDim, cache.blockSize, meta.positions,
       meta.slotMapping, starts, lens, tables, offs, o.nHeads, o.scale, o.window, o.sinks, out, cache.dtype);
     return out;
+  }
+
+  /**
+   * With q8 activations, MXFP4 experts get their scales again in oct order (QMatrix.scalesOct),
+   * which the one-token kernel reads as it goes and the others without a transpose (the scale
+   * tables were about a tenth of the MoE's time at one token). The stored scales' pages leave
+   * this process where they are mapped, so the resident bytes stay the same.
+   */
+  prepareExperts(bank: ExpertBank): ExpertBank {
+    if (!this.q8 || !this.a.octScales) return bank;
+    const prep = (w: ExpertWeights, rows: number): ExpertWeights =>
+      Array.isArray(w) ? w.map((m) => this.octScales(m, m.rows)) : this.octScales(w as QMatrix, rows);
+    return { ...bank, w1: prep(bank.w1, bank.w1Rows), w2: prep(bank.w2, bank.dOut) };
+  }
+
+  /** m with scalesOct, when it is MXFP4 and its experts (of `rows` rows) start on sets of 8 rows */
+  private octScales(m: QMatrix, rows: number): QMatrix {
+    if (m.format !== 'mxfp4' || rows % 8 !== 0 || m.scalesOct) return m;
+    const G = m.cols / 32;
+    const n = Math.ceil(m.rows / 8) * 8 * G;
+    const out = weightMemory.alloc && n >= 1 << 20 ? new Uint8Array(weightMemory.alloc(n)) : new Uint8Array(n);
+    this.a.octScales!(m.scales, m.rows, G, out, weightMemory.isMapped(m.scales.buffer));
+    return { ...m, scalesOct: out };
   }
 
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {

@@ -173,6 +173,8 @@ export class GptOssModel implements CausalLM {
       const t = ckpt.tensor(name, [...DENSE], [n]);
       return decodeToF32(t.dtype, t.data, name);
     };
+    // the backend's second layout of the experts, where it has one (native q8: oct-ordered scales)
+    const prepare = (bank: ExpertBank): ExpertBank => backend.prepareExperts?.(bank) ?? bank;
     const layers: Layer[] = [];
     for (let l = 0; l < cfg.nLayers; l++) {
       const p = `model.layers.${l}`;
@@ -192,14 +194,14 @@ export class GptOssModel implements CausalLM {
         sinks: vec(`${p}.self_attn.sinks`, nHeads),
         mlpNorm: vec(`${p}.post_attention_layernorm.weight`, H),
         router: dense(`${p}.mlp.router.weight`, [E, H]), routerBias: vec(`${p}.mlp.router.bias`, E),
-        experts: {
+        experts: prepare({
           numExperts: E, dIn: H, w1Rows: 2 * I, dOut: H,
           w1: mx(`${p}.mlp.experts.gate_up_proj`, 2 * I, H),
           b1: decodeToF32(gub.dtype, gub.data, gub.name),
           w2: mx(`${p}.mlp.experts.down_proj`, H, I),
           b2: decodeToF32(db.dtype, db.data, db.name),
           activation: { kind: 'swiglu_oai', alpha: cfg.swigluAlpha, limit: cfg.swigluLimit },
-        },
+        }),
       });
     }
     return new GptOssModel(

@@ -10,8 +10,13 @@ import { decodeToF32 } from './dtypes.js';
 export type QMatrix =
   | { format: 'f32'; rows: number; cols: number; data: Float32Array }
   | { format: 'bf16'; rows: number; cols: number; data: Uint16Array }
-  /** MXFP4: per row, cols/32 blocks of 16 bytes (2 e2m1 codes each, low nibble first) + one E8M0 scale */
-  | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array }
+  /**
+   * MXFP4: per row, cols/32 blocks of 16 bytes (2 e2m1 codes each, low nibble first) + one E8M0
+   * scale. `scalesOct`, where a backend made it at load (NativeBackend.prepareExperts): the same
+   * scales in sets of 8 rows, block b of a set's rows at [(r/8)·8·G + 8b + r%8] (G = cols/32),
+   * which the native rows-in-lanes kernels read without transposing them.
+   */
+  | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array; scalesOct?: Uint8Array }
   /** int8 re-quantisation of a dense matrix (`--dense-weights int8`): value = data · rowScale[row] */
   | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array }
   /**
@@ -83,7 +88,11 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
     case 'bf16': return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols) };
     case 'mxfp4': {
       const g = m.cols / 32;
-      return { ...m, rows: n, blocks: m.blocks.subarray(r0 * g * 16, (r0 + n) * g * 16), scales: m.scales.subarray(r0 * g, (r0 + n) * g) };
+      const slice: QMatrix = { ...m, rows: n, blocks: m.blocks.subarray(r0 * g * 16, (r0 + n) * g * 16), scales: m.scales.subarray(r0 * g, (r0 + n) * g) };
+      // the oct-ordered copy slices along whole sets of 8 rows only
+      if (m.scalesOct && r0 % 8 === 0) slice.scalesOct = m.scalesOct.subarray(r0 * g, Math.ceil((r0 + n) / 8) * 8 * g);
+      else delete slice.scalesOct;
+      return slice;
     }
     case 'int8':
       return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols), rowScale: m.rowScale.subarray(r0, r0 + n) };
