@@ -24,7 +24,8 @@ struct Matrix {
   // MXFP4, optional: the E8M0 scales again in oct order, made at load (octScales in addon.cpp):
   // for rows in sets of 8 from row 0, block b of the set's 8 rows at scales_oct[(r/8)·8·G + 8b +
   // r%8] (G = cols/32; a last set short of 8 rows is padded). One 8-byte load gives the scales of
-  // one block for 8 rows, which the rows-in-lanes kernels otherwise transpose from `scales`.
+  // one block for 8 rows, which the rows-in-lanes kernels (1-4 tokens) otherwise transpose from
+  // `scales`; the token-lane kernels keep reading `scales`.
   const uint8_t* scales_oct = nullptr;
 };
 

@@ -176,10 +176,11 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * With q8 activations, MXFP4 experts get their scales again in oct order (QMatrix.scalesOct),
-   * which the one-token kernel reads as it goes and the others without a transpose (the scale
-   * tables were about a tenth of the MoE's time at one token). The stored scales' pages leave
-   * this process where they are mapped, so the resident bytes stay the same.
+   * With q8 activations, MXFP4 experts get their scales again in oct order (QMatrix.scalesOct):
+   * the one-token kernel reads them as it goes and the 2-4 token passes without a transpose (the
+   * scale tables were about a tenth of the MoE's time at one token; one token's MoE layer 0.88×
+   * the time, 3 tokens 0.93×). Prefill's token-lane kernels read the stored scales, which stay
+   * mapped: 1/16 of the experts' bytes more resident (0.6 GB for gpt-oss-20b).
    */
   prepareExperts(bank: ExpertBank): ExpertBank {
     if (!this.q8 || !this.a.octScales) return bank;
@@ -196,7 +197,7 @@ export class NativeBackend implements Backend {
     // small pages: huge ones (allocWeights) stalled the load on compaction (0.7-1.3 s against
     // 0.5 for gpt-oss-20b's 0.6 GB), and these bytes stream at 1/16 of the weights' rate
     const out = new Uint8Array(n);
-    this.a.octScales!(m.scales, m.rows, G, out, weightMemory.isMapped(m.scales.buffer));
+    this.a.octScales!(m.scales, m.rows, G, out, false);
     return { ...m, scalesOct: out };
   }
 
