@@ -155,17 +155,19 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number, 
 
 export function runBench(o: BenchOptions): BenchResult {
   const backend = createBackend(o.backend, { threads: o.threads, activations: o.activations });
-  // the read-bandwidth probe (the decode roofline): a buffer far past the caches, held for the
-  // whole run and probed just before and after the decode it judges (the machine's bandwidth
-  // can move by a third from minute to minute); its bytes are taken out of the peak RSS
   const addon = loadAddon();
-  const probeBuf = addon && backend instanceof NativeBackend ? new Uint8Array(PROBE_BYTES).fill(1) : null;
-  const probe = () => (probeBuf ? addon!.readBandwidth(probeBuf, 4) : 0);
-  if (probeBuf) addon!.readBandwidth(probeBuf, 1);
   const t0 = now();
   const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype });
   const loadS = now() - t0;
   o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights)`);
+  // the read-bandwidth probe (the decode roofline): a buffer far past the caches, held for the
+  // rest of the run and probed just before and after the decode it judges (the machine's
+  // bandwidth can move by a third from minute to minute); its bytes are taken out of the peak
+  // RSS. Made after the load: made before it, its 512 MB slowed the load's page allocation
+  // (huge pages for the re-quantised weights) from 4.8-6.6 s to 8.4-10.3 s for gpt-oss-20b.
+  const probeBuf = addon && backend instanceof NativeBackend ? new Uint8Array(PROBE_BYTES).fill(1) : null;
+  const probe = () => (probeBuf ? addon!.readBandwidth(probeBuf, 4) : 0);
+  if (probeBuf) addon!.readBandwidth(probeBuf, 1);
 
   // prefill: one prompt of promptTokens, logits for the last position (this is also TTFT)
   const prompt = randomIds(o.promptTokens, model.vocabSize, 1);
