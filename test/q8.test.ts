@@ -13,7 +13,9 @@ import { createBackend } from '../src/backend/index.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requantizeInt8, weightMemory, type QMatrix } from '../src/weights/qmatrix.js';
-import { tmpDir, NATIVE_ISAS, nativeOn } from './helpers.js';
+import { tmpDir, NATIVE_ISAS, nativeOn, modelFixtureDirs } from './helpers.js';
+import { loadModel } from '../src/models/registry.js';
+import { packBatch } from '../src/engine/batch.js';
 import { InputError } from '../src/util/errors.js';
 
 const addon = loadAddon();
@@ -227,6 +229,27 @@ for (const isa of NATIVE_ISAS) {
     }
   });
 }
+
+test('a gpt-oss checkpoint loaded with q8 activations gets oct-ordered expert scales, and its logits keep their bits', { skip: !addon?.octScales && 'addon not built' }, () => {
+  const dir = modelFixtureDirs('gpt-oss')[0];
+  assert.ok(dir, 'a gpt-oss fixture');
+  const prepared = new NativeBackend(addon!, 2, 'auto', 'int8');
+  const plain = new NativeBackend(addon!, 2, 'auto', 'int8');
+  plain.prepareExperts = (bank: ExpertBank) => bank;
+  const a = loadModel(dir, prepared), b = loadModel(dir, plain);
+  const bankOf = (m: object) => (m as unknown as { layers: { experts: ExpertBank }[] }).layers[0].experts;
+  const w1 = bankOf(a).w1 as QMatrix;
+  assert.ok(w1.format === 'mxfp4' && w1.scalesOct, 'the loader asked the backend to prepare the experts');
+  assert.ok(!(bankOf(b).w1 as { scalesOct?: Uint8Array }).scalesOct);
+  // a prefill of 9 tokens (token-lane kernels where experts get 8 or more), then single steps
+  const ids = [5, 17, 42, 99, 3, 250, 7, 64, 128];
+  const ca = a.createCache({ numBlocks: 8, blockSize: 16 }), cb = b.createCache({ numBlocks: 8, blockSize: 16 });
+  const sa = ca.newSequence(), sb = cb.newSequence();
+  assert.deepEqual(a.forward(packBatch([{ cache: sa, tokens: ids, logits: 'all' }]), ca), b.forward(packBatch([{ cache: sb, tokens: ids, logits: 'all' }]), cb));
+  for (const t of [11, 300, 2]) {
+    assert.deepEqual(a.forward(packBatch([{ cache: sa, tokens: [t], logits: 'last' }]), ca), b.forward(packBatch([{ cache: sb, tokens: [t], logits: 'last' }]), cb), `step ${t}`);
+  }
+});
 
 test('q8 is opt-in: the default backend stays exact; int8 activations need the native backend', () => {
   if (!addon) return;
