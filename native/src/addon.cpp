@@ -1059,12 +1059,11 @@ __attribute__((target("avx2"))) static int64_t absmax_avx2(const float* x, int64
   return i;
 }
 
-// octScales(scales: Uint8Array, rows, groups, out: Uint8Array, release): MXFP4 E8M0 scales
-// [rows, groups] → Matrix::scales_oct's order (kernels.h), out ≥ ⌈rows/8⌉·8·groups bytes (a
-// last set short of 8 rows padded with 0). `release` drops the source's pages from this process,
-// as requantizeInt8 does: the kernels that read scales in stored order fault them back.
+// octScales(scales: Uint8Array, rows, groups, out: Uint8Array): MXFP4 E8M0 scales [rows, groups]
+// → Matrix::scales_oct's order (kernels.h), out ≥ ⌈rows/8⌉·8·groups bytes (a last set short of
+// 8 rows padded with 0)
 napi_value OctScales(napi_env env, napi_callback_info info) {
-  Args a(env, info, 5);
+  Args a(env, info, 4);
   size_t ns, no;
   const uint8_t* sc = typed<uint8_t>(env, a.v[0], napi_uint8_array, &ns, "scales");
   const int64_t rows = int64_t(num(env, a.v[1])), G = int64_t(num(env, a.v[2]));
@@ -1094,7 +1093,6 @@ napi_value OctScales(napi_env env, napi_callback_info info) {
   };
   if (pool) pool->parallel_for(octs, oct);
   else for (int64_t o = 0; o < octs; o++) oct(o);
-  if (flag(env, a.v[4])) drop_pages(sc, size_t(rows * G));
   return undefined(env);
 }
 

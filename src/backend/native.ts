@@ -33,8 +33,8 @@ interface Addon {
   /** zeroed huge-page-backed memory for weights made at load time */
   allocWeights?(bytes: number): ArrayBuffer;
   requantizeInt8?(src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean): void;
-  /** MXFP4 scales [rows, groups] → QMatrix.scalesOct's order in `out`; `release` as requantizeInt8's */
-  octScales?(scales: Uint8Array, rows: number, groups: number, out: Uint8Array, release: boolean): void;
+  /** MXFP4 scales [rows, groups] → QMatrix.scalesOct's order in `out` */
+  octScales?(scales: Uint8Array, rows: number, groups: number, out: Uint8Array): void;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -197,7 +197,7 @@ export class NativeBackend implements Backend {
     // small pages: huge ones (allocWeights) stalled the load on compaction (0.7-1.3 s against
     // 0.5 for gpt-oss-20b's 0.6 GB), and these bytes stream at 1/16 of the weights' rate
     const out = new Uint8Array(n);
-    this.a.octScales!(m.scales, m.rows, G, out, false);
+    this.a.octScales!(m.scales, m.rows, G, out);
     return { ...m, scalesOct: out };
   }
 
