@@ -221,6 +221,8 @@ for (const isa of NATIVE_ISAS) {
       w1: mxfp4(E * 2 * I, dIn), b1: randF32(E * 2 * I, 0.1), w2: mxfp4(E * dIn, I), b2: randF32(E * dIn, 0.1),
       activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
     };
+    // no tokens at all: an empty result (an integer division by the pair count once crashed here)
+    assert.equal(be.moeExperts(new Float32Array(0), 0, { k: 2, experts: new Int32Array(0), weights: new Float32Array(0) }, bank).length, 0);
     const prepared = be.prepareExperts(bank);
     for (const [T, experts] of [[1, Int32Array.of(3, 1)], [13, busyExpert(13, 2, [0, 1, 3])]] as const) {
       const routing = { k: 2, experts, weights: randF32(T * 2) };

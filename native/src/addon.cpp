@@ -884,7 +884,7 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   // inputs) so that a few pairs still spread over the threads (one token's 4 pairs of 2880
   // took 0.1 ms on one thread, 2-3% of a decoded token over 24 layers)
   const int64_t GC2 = 128, ng2 = (inter + GC2 - 1) / GC2;
-  const int64_t pieces = std::max<int64_t>(1, std::min(ng2, (4 * int64_t(pool->size()) + P - 1) / P));
+  const int64_t pieces = P == 0 ? 1 : std::max<int64_t>(1, std::min(ng2, (4 * int64_t(pool->size()) + P - 1) / P));
   const int64_t gpp = (ng2 + pieces - 1) / pieces;  // groups per piece
   pool->parallel_for(P * pieces, [&](int64_t task) {
     const int64_t p = task / pieces, g0 = (task % pieces) * gpp, g1 = std::min(ng2, g0 + gpp);
