@@ -161,10 +161,14 @@ for (const isa of NATIVE_ISAS) {
           assert.ok(Math.abs(got[i] - exact[i]) <= bound[i] + 1e-4 * sc, `${fmt} ${rows}x${cols} near f32 [${i}]: ${got[i]} vs ${exact[i]} (bound ${bound[i]})`);
         }
       }
-      const x = randF32(19 * cols);
-      const all = be.linear(x, 19, w, null);
-      for (const k of [0, 5, 8, 18]) {
-        assert.deepEqual(be.linear(x.slice(k * cols, (k + 1) * cols), 1, w, null), all.slice(k * rows, (k + 1) * rows), `${fmt} ${rows}x${cols} token ${k} bit-identical`);
+      // every tile shape (4, 3, 2 and 1 tokens a pass; rows in 4s, 2s and one by one) gives a
+      // token the bits it gets alone
+      for (const [T, ks] of [[19, [0, 5, 8, 16, 18]], [6, [1, 4, 5]], [3, [0, 2]], [2, [1]]] as const) {
+        const x = randF32(T * cols);
+        const all = be.linear(x, T, w, null);
+        for (const k of ks) {
+          assert.deepEqual(be.linear(x.slice(k * cols, (k + 1) * cols), 1, w, null), all.slice(k * rows, (k + 1) * rows), `${fmt} ${rows}x${cols} token ${k} of ${T} bit-identical`);
+        }
       }
     }
     // NVFP4 with an odd number of 16-input blocks keeps exact f32 activations
