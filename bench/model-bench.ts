@@ -61,10 +61,12 @@ export interface BenchResult {
   /** sequences × read bandwidth / bytes per step, and the fraction of it reached */
   batched_roofline_tokens_per_s: Record<string, number>;
   batched_roofline_fraction: Record<string, number>;
-  /** the read bandwidth probed just before and after the batched runs */
+  /** the read bandwidth both rooflines divide by (bandwidth_gb_per_s, kept for readers of older results) */
   batched_bandwidth_gb_per_s: number;
   peak_rss_bytes: number;
+  /** the best of the read-bandwidth probes made through the run (bandwidth_probes_gb_per_s) */
   bandwidth_gb_per_s: number;
+  bandwidth_probes_gb_per_s: number[];
   weight_bytes_per_token: number;
   roofline_tokens_per_s: number;
   roofline_fraction: number;
@@ -160,13 +162,18 @@ export function runBench(o: BenchOptions): BenchResult {
   const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype });
   const loadS = now() - t0;
   o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights)`);
-  // the read-bandwidth probe (the decode roofline): a buffer far past the caches, held for the
-  // rest of the run and probed just before and after the decode it judges (the machine's
-  // bandwidth can move by a third from minute to minute); its bytes are taken out of the peak
-  // RSS. Made after the load: made before it, its 512 MB slowed the load's page allocation
-  // (huge pages for the re-quantised weights) from 4.8-6.6 s to 8.4-10.3 s for gpt-oss-20b.
+  // the read-bandwidth probe (the rooflines): a buffer far past the caches, held for the rest
+  // of the run and probed between its parts; the rooflines divide by the best probe, what the
+  // machine could give. (On a shared host the bandwidth moves from minute to minute: one run on
+  // a Zen 5 VM probed 25-62 GB/s, and the mean of the probes around a decode put it at 67% of
+  // its roofline in one run and 127% in the next.) Its bytes are taken out of the peak RSS.
+  // Made after the load: made before it, its 512 MB slowed the load's page allocation (huge
+  // pages for the re-quantised weights) from 4.8-6.6 s to 8.4-10.3 s for gpt-oss-20b.
   const probeBuf = addon && backend instanceof NativeBackend ? new Uint8Array(PROBE_BYTES).fill(1) : null;
-  const probe = () => (probeBuf ? addon!.readBandwidth(probeBuf, 4) : 0);
+  const probes: number[] = [];
+  const probe = () => {
+    if (probeBuf) probes.push(addon!.readBandwidth(probeBuf, 4));
+  };
   if (probeBuf) addon!.readBandwidth(probeBuf, 1);
 
   // prefill: one prompt of promptTokens, logits for the last position (this is also TTFT)
@@ -190,24 +197,21 @@ export function runBench(o: BenchOptions): BenchResult {
   const prefill = mean(prefills), ttftMs = mean(ttfts);
   o.log(`prefill ${o.promptTokens} tokens: ${prefill.toFixed(2)} tokens/s${reps > 1 ? ` ± ${sd(prefills).toFixed(2)} over ${reps} runs` : ''} (time to first token ${ttftMs.toFixed(0)} ms)`);
 
-  // each decode run is bracketed by bandwidth probes; the roofline takes their mean
-  const probes = [probe()];
+  // each decode run is bracketed by bandwidth probes
+  probe();
   const decodes: number[] = [];
   for (let r = 0; r < reps; r++) {
     decodes.push(decodeRun(model, 0, o.decodeTokens, 1));
-    probes.push(probe());
+    probe();
   }
   const decode = mean(decodes);
-  const bw = mean(probes);
   o.log(`decode ${o.decodeTokens} tokens at depth 0: ${decode.toFixed(2)} tokens/s${reps > 1 ? ` ± ${sd(decodes).toFixed(2)} over ${reps} runs` : ''}`);
   const decodeDeep = decodeRun(model, o.depth, Math.max(8, Math.floor(o.decodeTokens / 4)), 1);
   o.log(`decode at depth ${o.depth}: ${decodeDeep.toFixed(2)} tokens/s`);
-  // the roofline: bytes of weights one decoded token reads, over the read bandwidth around it
   const bytesPerToken = model.decodeBytesPerToken?.() ?? model.weightBytes();
-  const roofline = bw > 0 ? bw / bytesPerToken : 0;
   // batched: each step reads the dense weights once and every expert its tokens touch once
   const batched: Record<string, number> = {}, stepBytes: Record<string, number> = {};
-  const bwBatchedBefore = probe();
+  probe();
   for (const b of o.batchSizes) {
     const watch = watchExperts(backend);
     let extra = 0;
@@ -219,7 +223,11 @@ export function runBench(o: BenchOptions): BenchResult {
     stepBytes[String(b)] = bytesPerToken + extra / (o.batchedSteps + 1); // decodeRun runs steps + 1 forwards
     o.log(`batched decode, ${b} sequences: ${batched[String(b)].toFixed(2)} tokens/s (${(stepBytes[String(b)] / 1e9).toFixed(3)} GB of weights per step)`);
   }
-  const bwBatched = o.batchSizes.length ? (bwBatchedBefore + probe()) / 2 : 0;
+  if (o.batchSizes.length) probe();
+  // the rooflines: sequences × the best read bandwidth probed, over the weight bytes a step reads
+  const bw = probes.length ? Math.max(...probes) : 0;
+  const bwBatched = bw;
+  const roofline = bw > 0 ? bw / bytesPerToken : 0;
   const batchedRoof: Record<string, number> = {}, batchedFrac: Record<string, number> = {};
   for (const b of o.batchSizes) {
     batchedRoof[String(b)] = bwBatched > 0 ? (b * bwBatched) / stepBytes[String(b)] : 0;
@@ -270,14 +278,14 @@ export function runBench(o: BenchOptions): BenchResult {
     batched_decode_tokens_per_s: batched, batched_weight_bytes_per_step: stepBytes,
     batched_roofline_tokens_per_s: batchedRoof, batched_roofline_fraction: batchedFrac, batched_bandwidth_gb_per_s: bwBatched / 1e9,
     peak_rss_bytes: peakRss,
-    bandwidth_gb_per_s: bw / 1e9, weight_bytes_per_token: bytesPerToken,
+    bandwidth_gb_per_s: bw / 1e9, bandwidth_probes_gb_per_s: probes.map((p) => p / 1e9), weight_bytes_per_token: bytesPerToken,
     roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
     ...(prefillProfile ? { prefill_profile: prefillProfile } : {}),
     ...(decodeProfile ? { decode_profile: decodeProfile } : {}),
   };
-  o.log(`read bandwidth ${(bw / 1e9).toFixed(1)} GB/s; ${(bytesPerToken / 1e9).toFixed(3)} GB of weights per token; roofline ${roofline.toFixed(2)} tokens/s; reached ${(100 * res.roofline_fraction).toFixed(0)}%`);
+  o.log(`read bandwidth ${(bw / 1e9).toFixed(1)} GB/s (best of ${probes.length} probes: ${probes.map((p) => (p / 1e9).toFixed(1)).join(', ')}); ${(bytesPerToken / 1e9).toFixed(3)} GB of weights per token; roofline ${roofline.toFixed(2)} tokens/s; reached ${(100 * res.roofline_fraction).toFixed(0)}%`);
   if (o.batchSizes.length) {
-    o.log(`batched roofline (read bandwidth ${(bwBatched / 1e9).toFixed(1)} GB/s): ` +
+    o.log('batched roofline: ' +
       o.batchSizes.map((b) => `${b}: ${batchedRoof[String(b)].toFixed(2)} tokens/s, reached ${(100 * batchedFrac[String(b)]).toFixed(0)}%`).join('; '));
   }
   return res;

@@ -44,6 +44,14 @@ test('synth --config writes shards + index that load and run', () => {
     assert.ok(k in res, `bench --json lacks ${k}`);
   }
   assert.deepEqual(Object.keys(res.batched_decode_tokens_per_s), ['1', '4', '16']);
+  // the rooflines divide by the best of the bandwidth probes made through the run
+  if (res.backend.startsWith('native')) {
+    const p: number[] = res.bandwidth_probes_gb_per_s;
+    assert.ok(p.length >= 4 && p.every((x) => x > 0), JSON.stringify(p));
+    assert.equal(res.bandwidth_gb_per_s, Math.max(...p));
+    assert.ok(Math.abs(res.roofline_fraction - (res.decode_tokens_per_s * res.weight_bytes_per_token) / (res.bandwidth_gb_per_s * 1e9)) < 1e-9);
+    assert.ok(Math.abs(res.batched_roofline_fraction['16'] - (res.batched_decode_tokens_per_s['16'] * res.batched_weight_bytes_per_step['16']) / (16 * res.bandwidth_gb_per_s * 1e9)) < 1e-9);
+  }
   // the batched roofline counts the experts a step touches: one sequence reads what one token
   // reads (k = 2 of the 4 experts per layer); more sequences touch more of them. An expert here
   // is 2I×H + H×I = 12288 MXFP4 weights (17/32 byte each) = 6528 bytes, and the 3 forwards of a
