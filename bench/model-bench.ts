@@ -226,11 +226,10 @@ export function runBench(o: BenchOptions): BenchResult {
   if (o.batchSizes.length) probe();
   // the rooflines: sequences × the best read bandwidth probed, over the weight bytes a step reads
   const bw = probes.length ? Math.max(...probes) : 0;
-  const bwBatched = bw;
   const roofline = bw > 0 ? bw / bytesPerToken : 0;
   const batchedRoof: Record<string, number> = {}, batchedFrac: Record<string, number> = {};
   for (const b of o.batchSizes) {
-    batchedRoof[String(b)] = bwBatched > 0 ? (b * bwBatched) / stepBytes[String(b)] : 0;
+    batchedRoof[String(b)] = bw > 0 ? (b * bw) / stepBytes[String(b)] : 0;
     batchedFrac[String(b)] = batchedRoof[String(b)] > 0 ? batched[String(b)] / batchedRoof[String(b)] : 0;
   }
 
@@ -276,7 +275,7 @@ export function runBench(o: BenchOptions): BenchResult {
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_runs: decodes, decode_tokens_per_s_sd: sd(decodes),
     decode_tokens_per_s_depth_4096: decodeDeep, depth: o.depth,
     batched_decode_tokens_per_s: batched, batched_weight_bytes_per_step: stepBytes,
-    batched_roofline_tokens_per_s: batchedRoof, batched_roofline_fraction: batchedFrac, batched_bandwidth_gb_per_s: bwBatched / 1e9,
+    batched_roofline_tokens_per_s: batchedRoof, batched_roofline_fraction: batchedFrac, batched_bandwidth_gb_per_s: bw / 1e9,
     peak_rss_bytes: peakRss,
     bandwidth_gb_per_s: bw / 1e9, bandwidth_probes_gb_per_s: probes.map((p) => p / 1e9), weight_bytes_per_token: bytesPerToken,
     roofline_tokens_per_s: roofline, roofline_fraction: roofline > 0 ? decode / roofline : 0,
