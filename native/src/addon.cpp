@@ -1062,6 +1062,14 @@ __attribute__((target("avx2"))) static int64_t absmax_avx2(const float* x, int64
 // octScales(scales: Uint8Array, rows, groups, out: Uint8Array): MXFP4 E8M0 scales [rows, groups]
 // → Matrix::scales_oct's order (kernels.h), out ≥ ⌈rows/8⌉·8·groups bytes (a last set short of
 // 8 rows padded with 0)
+// usesOctScales() → whether the chosen kernels read the oct-ordered copy (KernelTable)
+napi_value UsesOctScales(napi_env env, napi_callback_info) {
+  need_init();
+  napi_value r;
+  NAPI(napi_get_boolean(env, K->q8_reads_scales_oct, &r));
+  return r;
+}
+
 napi_value OctScales(napi_env env, napi_callback_info info) {
   Args a(env, info, 4);
   size_t ns, no;
@@ -1302,6 +1310,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("allocWeights", AllocWeights);
   EXPORT("requantizeInt8", RequantizeInt8);
   EXPORT("octScales", OctScales);
+  EXPORT("usesOctScales", UsesOctScales);
   EXPORT("mambaConv", MambaConv);
   EXPORT("gatedRmsNorm", GatedRmsNorm);
   EXPORT("ssmScan", SsmScan);

@@ -94,6 +94,9 @@ struct KernelTable {
   // kernel. Bit-identical to linear_rows_q8 on the same tokens, so the caller may pick either.
   void (*linear_rows_q8_t8)(const Matrix& w, const uint8_t* xt, int64_t T, const float* bias, float* y,
                             int64_t y_stride, int64_t r0, int64_t r1);
+  // whether linear_rows_q8 reads Matrix::scales_oct where it is set (the AVX2 q8 kernels); the
+  // others ignore it, and the copy is then not worth its memory
+  bool q8_reads_scales_oct;
 };
 
 const KernelTable& kernels_generic();

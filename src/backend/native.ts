@@ -35,6 +35,8 @@ interface Addon {
   requantizeInt8?(src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean): void;
   /** MXFP4 scales [rows, groups] → QMatrix.scalesOct's order in `out` */
   octScales?(scales: Uint8Array, rows: number, groups: number, out: Uint8Array): void;
+  /** whether the chosen kernels read QMatrix.scalesOct (the AVX2 q8 kernels; VNNI's do not) */
+  usesOctScales?(): boolean;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -180,10 +182,12 @@ export class NativeBackend implements Backend {
    * the one-token kernel reads them as it goes and the 2-4 token passes without a transpose (the
    * scale tables were about a tenth of the MoE's time at one token; one token's MoE layer 0.88×
    * the time, 3 tokens 0.93×). Prefill's token-lane kernels read the stored scales, which stay
-   * mapped: 1/16 of the experts' bytes more resident (0.6 GB for gpt-oss-20b).
+   * mapped: 1/16 of the experts' bytes more resident (0.6 GB for gpt-oss-20b). Only for kernels
+   * that read the copy: the AVX-512 VNNI ones decode 4 blocks of one row at a time and read the
+   * stored scales.
    */
   prepareExperts(bank: ExpertBank): ExpertBank {
-    if (!this.q8 || !this.a.octScales) return bank;
+    if (!this.q8 || !this.a.octScales || !this.a.usesOctScales?.()) return bank;
     const prep = (w: ExpertWeights, rows: number): ExpertWeights =>
       Array.isArray(w) ? w.map((m) => this.octScales(m, m.rows)) : this.octScales(w as QMatrix, rows);
     return { ...bank, w1: prep(bank.w1, bank.w1Rows), w2: prep(bank.w2, bank.dOut) };
