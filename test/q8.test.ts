@@ -239,27 +239,94 @@ for (const isa of NATIVE_ISAS) {
   });
 }
 
-test('a gpt-oss checkpoint loaded with q8 activations gets oct-ordered expert scales, and its logits keep their bits', { skip: !addon?.octScales && 'addon not built' }, () => {
-  const dir = modelFixtureDirs('gpt-oss')[0];
-  assert.ok(dir, 'a gpt-oss fixture');
-  // AVX2's kernels read the copy (every x86-64 machine here has AVX2)
-  const prepared = new NativeBackend(addon!, 2, 'avx2', 'int8');
-  const plain = new NativeBackend(addon!, 2, 'avx2', 'int8');
-  plain.prepareExperts = (bank: ExpertBank) => bank;
-  const a = loadModel(dir, prepared), b = loadModel(dir, plain);
-  const bankOf = (m: object) => (m as unknown as { layers: { experts: ExpertBank }[] }).layers[0].experts;
-  const w1 = bankOf(a).w1 as QMatrix;
-  assert.ok(w1.format === 'mxfp4' && w1.scalesOct, 'the loader asked the backend to prepare the experts');
-  assert.ok(!(bankOf(b).w1 as { scalesOct?: Uint8Array }).scalesOct);
-  // a prefill of 9 tokens (token-lane kernels where experts get 8 or more), then single steps
-  const ids = [5, 17, 42, 99, 3, 250, 7, 64, 128];
-  const ca = a.createCache({ numBlocks: 8, blockSize: 16 }), cb = b.createCache({ numBlocks: 8, blockSize: 16 });
-  const sa = ca.newSequence(), sb = cb.newSequence();
-  assert.deepEqual(a.forward(packBatch([{ cache: sa, tokens: ids, logits: 'all' }]), ca), b.forward(packBatch([{ cache: sb, tokens: ids, logits: 'all' }]), cb));
-  for (const t of [11, 300, 2]) {
-    assert.deepEqual(a.forward(packBatch([{ cache: sa, tokens: [t], logits: 'last' }]), ca), b.forward(packBatch([{ cache: sb, tokens: [t], logits: 'last' }]), cb), `step ${t}`);
+for (const isa of NATIVE_ISAS) {
+  test(`16-row MXFP4 layout on ${isa} (prepareExperts): made where the kernels read it, the same bits at any token count`, (t) => {
+    const be = nativeOn(t, isa, 'int8');
+    if (!be) return;
+    const reads = addon!.usesRows16!();
+    assert.equal(reads, isa === 'avx512vnni', `${isa}: the kernels that read the 16-row layout`);
+    // 1 to 9 blocks and 2880 inputs; rows in whole sets of 16 (a copy is made only then) and not
+    for (const [rows, cols] of [[16, 32], [32, 64], [48, 288], [16, 2880], [24, 96], [40, 160]]) {
+      const w = mxfp4(rows, cols);
+      const bank: ExpertBank = { numExperts: 1, dIn: cols, w1Rows: rows, dOut: rows, w1: w, b1: null, w2: w, b2: null, activation: { kind: 'relu2' } };
+      const p = be.prepareExperts(bank).w1 as QMatrix;
+      assert.equal(p.format === 'mxfp4' && p.rows16 !== undefined, reads && rows % 16 === 0, `${rows}x${cols}: a 16-row copy where the kernels read it and rows are sets of 16`);
+      if (p.format === 'mxfp4' && p.rows16 && p.scales16 && w.format === 'mxfp4') {
+        // every byte where kernels.h puts it: row 16s+i's block b, bytes 4c..4c+3 at (s·G + b)·256 + 64c + 4i
+        const G = cols / 32;
+        for (let r = 0; r < rows; r++)
+          for (let b = 0; b < G; b++) {
+            const s16 = Math.floor(r / 16), i = r % 16;
+            for (let j = 0; j < 16; j++) {
+              const at = (s16 * G + b) * 256 + 64 * Math.floor(j / 4) + 4 * i + (j % 4);
+              if (p.rows16[at] !== w.blocks[(r * G + b) * 16 + j]) assert.fail(`${rows}x${cols}: row ${r} block ${b} byte ${j}`);
+            }
+            assert.equal(p.scales16[(s16 * G + b) * 16 + i], w.scales[r * G + b]);
+          }
+      }
+      for (const T of [1, 2, 3, 7, 8, 9, 17]) {
+        const x = randF32(T * cols, 2), bias = randF32(rows);
+        assert.deepEqual(be.linear(x, T, p, bias), be.linear(x, T, w, bias), `${rows}x${cols} T=${T}: the same bits with the 16-row copy`);
+      }
+    }
+    // gpt-oss's gated experts sliced per expert from the stacked bank: one token, a busy expert
+    const E = 4, dIn = 96, I = 64;
+    const bank: ExpertBank = {
+      numExperts: E, dIn, w1Rows: 2 * I, dOut: dIn,
+      w1: mxfp4(E * 2 * I, dIn), b1: randF32(E * 2 * I, 0.1), w2: mxfp4(E * dIn, I), b2: randF32(E * dIn, 0.1),
+      activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
+    };
+    const prepared = be.prepareExperts(bank);
+    for (const [T, experts] of [[1, Int32Array.of(3, 1)], [13, busyExpert(13, 2, [0, 1, 3])]] as const) {
+      const routing = { k: 2, experts, weights: randF32(T * 2) };
+      const x = randF32(T * dIn);
+      assert.deepEqual(be.moeExperts(x, T, routing, prepared), be.moeExperts(x, T, routing, bank), `moe T=${T}: the same bits with the 16-row copy`);
+    }
+  });
+}
+
+test('MXFP4 with q8 activations: every ISA gives the same bits (one block-by-block arithmetic)', (t) => {
+  const cases = [[37, 96], [48, 2880], [70, 160]].flatMap(([rows, cols]) => {
+    const w = mxfp4(rows, cols);
+    return [1, 3, 9, 37].map((T) => ({ w, T, x: randF32(T * cols, 2), bias: randF32(rows) }));
+  });
+  // the kernel table is the process's: each ISA's backend runs its cases before the next is made
+  const results = new Map<string, Float32Array[]>();
+  for (const isa of NATIVE_ISAS) {
+    const be = nativeOn(t, isa, 'int8');
+    if (be) results.set(isa, cases.map((c) => be.linear(c.x, c.T, c.w, c.bias)));
   }
+  assert.ok(results.size >= 2, 'at least two ISAs here');
+  const [first, want] = [...results][0];
+  for (const [isa, got] of results)
+    cases.forEach((c, i) => assert.deepEqual(got[i], want[i], `${c.w.rows}x${c.w.cols} T=${c.T}: ${isa} as ${first}`));
 });
+
+// AVX2's kernels read the oct-ordered scales (every x86-64 machine here has AVX2); AVX-512
+// VNNI's the 16-row layout, made from the mapped checkpoint, whose pages then leave the process
+for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16']] as const) {
+  test(`a gpt-oss checkpoint loaded with q8 activations on ${isa} gets its experts' ${layout}, and its logits keep their bits`, { skip: !addon?.octScales && 'addon not built' }, (t) => {
+    const dir = modelFixtureDirs('gpt-oss')[0];
+    assert.ok(dir, 'a gpt-oss fixture');
+    const prepared = nativeOn(t, isa, 'int8');
+    const plain = nativeOn(t, isa, 'int8');
+    if (!prepared || !plain) return;
+    plain.prepareExperts = (bank: ExpertBank) => bank;
+    const a = loadModel(dir, prepared), b = loadModel(dir, plain);
+    const bankOf = (m: object) => (m as unknown as { layers: { experts: ExpertBank }[] }).layers[0].experts;
+    const w1 = bankOf(a).w1 as QMatrix;
+    assert.ok(w1.format === 'mxfp4' && w1[layout], 'the loader asked the backend to prepare the experts');
+    assert.ok(!(bankOf(b).w1 as { scalesOct?: Uint8Array; rows16?: Uint8Array })[layout]);
+    // a prefill of 9 tokens (token-lane kernels where experts get 8 or more), then single steps
+    const ids = [5, 17, 42, 99, 3, 250, 7, 64, 128];
+    const ca = a.createCache({ numBlocks: 8, blockSize: 16 }), cb = b.createCache({ numBlocks: 8, blockSize: 16 });
+    const sa = ca.newSequence(), sb = cb.newSequence();
+    assert.deepEqual(a.forward(packBatch([{ cache: sa, tokens: ids, logits: 'all' }]), ca), b.forward(packBatch([{ cache: sb, tokens: ids, logits: 'all' }]), cb));
+    for (const tok of [11, 300, 2]) {
+      assert.deepEqual(a.forward(packBatch([{ cache: sa, tokens: [tok], logits: 'last' }]), ca), b.forward(packBatch([{ cache: sb, tokens: [tok], logits: 'last' }]), cb), `step ${tok}`);
+    }
+  });
+}
 
 test('q8 is opt-in: the default backend stays exact; int8 activations need the native backend', () => {
   if (!addon) return;

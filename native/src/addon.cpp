@@ -129,6 +129,14 @@ Matrix matrix(napi_env env, napi_value o) {
       m.scales_oct = typed<uint8_t>(env, so, napi_uint8_array, &n, "matrix.scalesOct");
       if (int64_t(n) < (m.rows + 7) / 8 * 8 * (m.cols / 32)) throw Err{"matrix.scalesOct too short"};
     }
+    napi_value r16 = prop(env, o, "rows16");
+    if (!is_null(env, r16)) {
+      if (m.rows % 16) throw Err{"matrix.rows16: rows must be a multiple of 16"};
+      m.rows16 = typed<uint8_t>(env, r16, napi_uint8_array, &n, "matrix.rows16");
+      if (int64_t(n) < m.rows * m.cols / 2) throw Err{"matrix.rows16 too short"};
+      m.scales16 = typed<uint8_t>(env, prop(env, o, "scales16"), napi_uint8_array, &n, "matrix.scales16");
+      if (int64_t(n) < m.rows * m.cols / 32) throw Err{"matrix.scales16 too short"};
+    }
   } else if (f == "fp8") {
     m.format = FMT_FP8;
     m.data = typed<uint8_t>(env, prop(env, o, "data"), napi_uint8_array, &n, "matrix.data");
@@ -167,6 +175,8 @@ Matrix row_slice(const Matrix& m, int64_t r0) {
       s.data = (const uint8_t*)m.data + r0 * (m.cols / 32) * 16;
       s.scales = m.scales + r0 * (m.cols / 32);
       s.scales_oct = m.scales_oct && r0 % 8 == 0 ? m.scales_oct + r0 * (m.cols / 32) : nullptr;
+      s.rows16 = m.rows16 && r0 % 16 == 0 ? m.rows16 + r0 * (m.cols / 32) * 16 : nullptr;
+      s.scales16 = s.rows16 ? m.scales16 + r0 * (m.cols / 32) : nullptr;
       break;
     case FMT_FP8:
       if (r0 % m.block_rows) throw Err{"fp8: a row slice must start on a scale block"};
@@ -1104,6 +1114,39 @@ napi_value OctScales(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// packRows16(blocks, scales, rows, groups, outBlocks, outScales, release): MXFP4 blocks [rows,
+// groups·16] and scales [rows, groups] → Matrix::rows16's order (kernels.h); rows a multiple of
+// 16. `release` drops the sources' pages from this process afterwards (drop_pages), as the
+// kernels that read the copy never read them.
+// usesRows16() → whether the chosen kernels read it (KernelTable)
+napi_value UsesRows16(napi_env env, napi_callback_info) {
+  need_init();
+  napi_value r;
+  NAPI(napi_get_boolean(env, K->q8_reads_rows16, &r));
+  return r;
+}
+
+napi_value PackRows16(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  size_t nb, ns, nob, nos;
+  const uint8_t* blocks = typed<uint8_t>(env, a.v[0], napi_uint8_array, &nb, "blocks");
+  const uint8_t* sc = typed<uint8_t>(env, a.v[1], napi_uint8_array, &ns, "scales");
+  const int64_t rows = int64_t(num(env, a.v[2])), G = int64_t(num(env, a.v[3]));
+  uint8_t* ob = typed<uint8_t>(env, a.v[4], napi_uint8_array, &nob, "outBlocks");
+  uint8_t* os = typed<uint8_t>(env, a.v[5], napi_uint8_array, &nos, "outScales");
+  if (rows < 16 || rows % 16 || G < 1) throw Err{"packRows16: rows must be a positive multiple of 16, groups positive"};
+  if (int64_t(nb) < rows * G * 16 || int64_t(ns) < rows * G || int64_t(nob) < rows * G * 16 || int64_t(nos) < rows * G)
+    throw Err{"packRows16: arrays too short"};
+  auto set = [&](int64_t s) { mxfp4_rows16_pack(blocks + s * 16 * G * 16, sc + s * 16 * G, G, ob + s * 16 * G * 16, os + s * 16 * G); };
+  if (pool) pool->parallel_for(rows / 16, set);
+  else for (int64_t s = 0; s < rows / 16; s++) set(s);
+  if (flag(env, a.v[6])) {
+    drop_pages(blocks, size_t(rows * G * 16));
+    drop_pages(sc, size_t(rows * G));
+  }
+  return undefined(env);
+}
+
 napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
   napi_typedarray_type type;
@@ -1311,6 +1354,8 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("requantizeInt8", RequantizeInt8);
   EXPORT("octScales", OctScales);
   EXPORT("usesOctScales", UsesOctScales);
+  EXPORT("packRows16", PackRows16);
+  EXPORT("usesRows16", UsesRows16);
   EXPORT("mambaConv", MambaConv);
   EXPORT("gatedRmsNorm", GatedRmsNorm);
   EXPORT("ssmScan", SsmScan);

@@ -27,7 +27,30 @@ struct Matrix {
   // one block for 8 rows, which the rows-in-lanes kernels (1-4 tokens) otherwise transpose from
   // `scales`; the token-lane kernels keep reading `scales`.
   const uint8_t* scales_oct = nullptr;
+  // MXFP4, optional: the blocks and scales again with 16 rows in lanes, made at load
+  // (packRows16 in addon.cpp, mxfp4_rows16_pack below), for the AVX-512 VNNI q8 kernel. Rows in
+  // sets of 16 from row 0 (rows a multiple of 16); set s, block b:
+  //   rows16[(s·G + b)·256 + 64c + 4i ..+3] = stored bytes 4c..4c+3 of row 16s+i's block b
+  //   scales16[(s·G + b)·16 + i] = row 16s+i's scale of block b
+  // so one 64-byte load holds 4 bytes (8 inputs) of each of 16 rows, one 32-bit lane per row,
+  // and a 16-byte load the 16 rows' scales of a block. The same bytes as `data`, rearranged: a
+  // row slice at a multiple of 16 starts at the same offset.
+  const uint8_t* rows16 = nullptr;
+  const uint8_t* scales16 = nullptr;
 };
+
+// One set of 16 MXFP4 rows (16 · G blocks at `blocks`, their scales at `scales`, row stride G)
+// into Matrix::rows16's order at ob (G · 256 bytes) and os (G · 16 bytes).
+inline void mxfp4_rows16_pack(const uint8_t* blocks, const uint8_t* scales, int64_t G, uint8_t* ob, uint8_t* os) {
+  for (int64_t i = 0; i < 16; i++) {
+    const uint8_t* src = blocks + i * G * 16;
+    for (int64_t b = 0; b < G; b++) {
+      uint8_t* d = ob + b * 256 + 4 * i;
+      for (int c = 0; c < 4; c++) __builtin_memcpy(d + 64 * c, src + b * 16 + 4 * c, 4);
+      os[b * 16 + i] = scales[i * G + b];
+    }
+  }
+}
 
 // e4m3 (OCP e4m3fn: bias 7, no infinities, S.1111.111 = NaN) byte → f32, exact
 inline float e4m3_to_f32(uint8_t b) {
@@ -97,6 +120,8 @@ struct KernelTable {
   // whether linear_rows_q8 reads Matrix::scales_oct where it is set (the AVX2 q8 kernels); the
   // others ignore it, and the copy is then not worth its memory
   bool q8_reads_scales_oct;
+  // whether linear_rows_q8 reads Matrix::rows16 where it is set (the AVX-512 VNNI kernel)
+  bool q8_reads_rows16;
 };
 
 const KernelTable& kernels_generic();

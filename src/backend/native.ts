@@ -37,6 +37,13 @@ interface Addon {
   octScales?(scales: Uint8Array, rows: number, groups: number, out: Uint8Array): void;
   /** whether the chosen kernels read QMatrix.scalesOct (the AVX2 q8 kernels; VNNI's do not) */
   usesOctScales?(): boolean;
+  /**
+   * MXFP4 blocks and scales (rows a multiple of 16) → QMatrix.rows16 / scales16's order;
+   * `release` drops the mapped sources' pages from this process
+   */
+  packRows16?(blocks: Uint8Array, scales: Uint8Array, rows: number, groups: number, outBlocks: Uint8Array, outScales: Uint8Array, release: boolean): void;
+  /** whether the chosen kernels read QMatrix.rows16 (the AVX-512 VNNI q8 kernel) */
+  usesRows16?(): boolean;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -178,19 +185,39 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * With q8 activations, MXFP4 experts get their scales again in oct order (QMatrix.scalesOct):
-   * the one-token kernel reads them as it goes and the 2-4 token passes without a transpose (the
-   * scale tables were about a tenth of the MoE's time at one token; one token's MoE layer 0.88×
-   * the time, 3 tokens 0.93×). Prefill's token-lane kernels read the stored scales, which stay
-   * mapped: 1/16 of the experts' bytes more resident (0.6 GB for gpt-oss-20b). Only for kernels
-   * that read the copy: the AVX-512 VNNI ones decode 4 blocks of one row at a time and read the
-   * stored scales.
+   * With q8 activations, MXFP4 experts get a second layout at load, the one the chosen kernels
+   * read:
+   * - AVX-512 VNNI: the blocks and scales with 16 rows in lanes (QMatrix.rows16 / scales16), in
+   *   huge-page memory; the mapped checkpoint's copy leaves this process (it stays in the page
+   *   cache), so the experts stay resident once. The kernel then needs no transposes and no
+   *   horizontal sums (kernels_impl.inc, q8_r16_mxfp4).
+   * - AVX2: the scales again in oct order (QMatrix.scalesOct): the one-token kernel reads them
+   *   as it goes and the 2-4 token passes without a transpose (the scale tables were about a
+   *   tenth of the MoE's time at one token; one token's MoE layer 0.88× the time, 3 tokens
+   *   0.93×). Prefill's token-lane kernels read the stored scales, which stay mapped: 1/16 of
+   *   the experts' bytes more resident (0.6 GB for gpt-oss-20b).
    */
   prepareExperts(bank: ExpertBank): ExpertBank {
-    if (!this.q8 || !this.a.octScales || !this.a.usesOctScales?.()) return bank;
+    if (!this.q8) return bank;
+    let one: ((m: QMatrix, rows: number) => QMatrix) | null = null;
+    if (this.a.packRows16 && this.a.usesRows16?.()) one = (m, rows) => this.rows16(m, rows);
+    else if (this.a.octScales && this.a.usesOctScales?.()) one = (m, rows) => this.octScales(m, rows);
+    if (!one) return bank;
     const prep = (w: ExpertWeights, rows: number): ExpertWeights =>
-      Array.isArray(w) ? w.map((m) => this.octScales(m, m.rows)) : this.octScales(w as QMatrix, rows);
+      Array.isArray(w) ? w.map((m) => one!(m, m.rows)) : one!(w as QMatrix, rows);
     return { ...bank, w1: prep(bank.w1, bank.w1Rows), w2: prep(bank.w2, bank.dOut) };
+  }
+
+  /** m with rows16 / scales16, when it is MXFP4 and its experts (of `rows` rows) are sets of 16 rows */
+  private rows16(m: QMatrix, rows: number): QMatrix {
+    if (m.format !== 'mxfp4' || rows % 16 !== 0 || m.rows % 16 !== 0 || m.rows16) return m;
+    const G = m.cols / 32;
+    const n = m.rows * G * 16;
+    const blocks = weightMemory.alloc && n >= 1 << 20 ? new Uint8Array(weightMemory.alloc(n)) : new Uint8Array(n);
+    // (small pages for the scales, as for scalesOct below)
+    const scales = new Uint8Array(m.rows * G);
+    this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, weightMemory.isMapped(m.blocks.buffer) && weightMemory.isMapped(m.scales.buffer));
+    return { ...m, rows16: blocks, scales16: scales };
   }
 
   /** m with scalesOct, when it is MXFP4 and its experts (of `rows` rows) start on sets of 8 rows */

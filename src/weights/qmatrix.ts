@@ -14,9 +14,14 @@ export type QMatrix =
    * MXFP4: per row, cols/32 blocks of 16 bytes (2 e2m1 codes each, low nibble first) + one E8M0
    * scale. `scalesOct`, where a backend made it at load (NativeBackend.prepareExperts): the same
    * scales in sets of 8 rows, block b of a set's rows at [(r/8)·8·G + 8b + r%8] (G = cols/32),
-   * which the native rows-in-lanes kernels read without transposing them.
+   * which the native rows-in-lanes kernels read without transposing them. `rows16` / `scales16`
+   * (NativeBackend.prepareExperts, AVX-512 VNNI): the blocks and scales with 16 rows in lanes
+   * (Matrix::rows16 in native/src/kernels.h); rows a multiple of 16.
    */
-  | { format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array; scalesOct?: Uint8Array }
+  | {
+    format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array; scalesOct?: Uint8Array;
+    rows16?: Uint8Array; scales16?: Uint8Array;
+  }
   /** int8 re-quantisation of a dense matrix (`--dense-weights int8`): value = data · rowScale[row] */
   | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array }
   /**
@@ -92,6 +97,14 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
       // the oct-ordered copy slices along whole sets of 8 rows only
       if (m.scalesOct && r0 % 8 === 0) slice.scalesOct = m.scalesOct.subarray(r0 * g, Math.ceil((r0 + n) / 8) * 8 * g);
       else delete slice.scalesOct;
+      // the 16-row layout along whole sets of 16 rows only
+      if (m.rows16 && m.scales16 && r0 % 16 === 0 && n % 16 === 0) {
+        slice.rows16 = m.rows16.subarray(r0 * g * 16, (r0 + n) * g * 16);
+        slice.scales16 = m.scales16.subarray(r0 * g, (r0 + n) * g);
+      } else {
+        delete slice.rows16;
+        delete slice.scales16;
+      }
       return slice;
     }
     case 'int8':
