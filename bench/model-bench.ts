@@ -11,7 +11,7 @@ import { createBackend } from '../src/backend/index.js';
 import { loadAddon, NativeBackend } from '../src/backend/native.js';
 import { packBatch } from '../src/engine/batch.js';
 import { argmax } from '../src/engine/runner.js';
-import type { CausalLM } from '../src/models/model.js';
+import type { CausalLM, RepackMode } from '../src/models/model.js';
 import { loadModel } from '../src/models/registry.js';
 import { f32ToBf16, f32ToF16 } from '../src/weights/dtypes.js';
 import { type StepProfile, formatProfile, overrideMethod, profileRows, watchOps } from './op-profile.js';
@@ -31,6 +31,7 @@ export interface BenchOptions {
   denseWeights?: 'bf16' | 'int8';
   activations?: 'f32' | 'int8';
   kvCacheDtype?: KvDtype;
+  repackExperts?: RepackMode;
   /** also time every op of one more prefill and of a few decode steps (1 sequence and the largest batch size) */
   profile?: boolean;
 }
@@ -41,6 +42,9 @@ export interface BenchResult {
   dense_weights: string;
   activations: string;
   kv_cache_dtype: string;
+  /** --repack-experts as given, and the bytes of experts the backend copied into its second layout at load */
+  repack_experts: string;
+  repacked_expert_bytes: number;
   threads: number;
   load_s: number;
   prefill_tokens: number;
@@ -159,9 +163,11 @@ export function runBench(o: BenchOptions): BenchResult {
   const backend = createBackend(o.backend, { threads: o.threads, activations: o.activations });
   const addon = loadAddon();
   const t0 = now();
-  const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype });
+  const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype, repackExperts: o.repackExperts });
   const loadS = now() - t0;
-  o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights)`);
+  const repacked = backend instanceof NativeBackend ? backend.repackedBytes : 0;
+  o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights` +
+    `${repacked ? `; ${(repacked / 1e9).toFixed(2)} GB of experts repacked` : ''}; --repack-experts ${o.repackExperts ?? 'auto'})`);
   // the read-bandwidth probe (the rooflines): a buffer far past the caches, held for the rest
   // of the run and probed between its parts; the rooflines divide by the best probe, what the
   // machine could give. (On a shared host the bandwidth moves from minute to minute: one run on
@@ -269,7 +275,8 @@ export function runBench(o: BenchOptions): BenchResult {
     }
   }
   const res: BenchResult = {
-    model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32', threads: backend instanceof NativeBackend ? backend.threads : 1,
+    model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32',
+    repack_experts: o.repackExperts ?? 'auto', repacked_expert_bytes: repacked, threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill,
     prefill_tokens_per_s_runs: prefills, prefill_tokens_per_s_sd: sd(prefills), ttft_ms: ttftMs,
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_runs: decodes, decode_tokens_per_s_sd: sd(decodes),

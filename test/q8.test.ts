@@ -17,6 +17,8 @@ import { tmpDir, NATIVE_ISAS, nativeOn, modelFixtureDirs } from './helpers.js';
 import { loadModel } from '../src/models/registry.js';
 import { packBatch } from '../src/engine/batch.js';
 import { InputError } from '../src/util/errors.js';
+import { repackExperts, REPACK_HEADROOM_BYTES } from '../src/models/model.js';
+import { checkRepackExperts } from '../src/cli/args.js';
 
 const addon = loadAddon();
 const ref = new ReferenceBackend();
@@ -249,8 +251,10 @@ for (const isa of NATIVE_ISAS) {
     for (const [rows, cols] of [[16, 32], [32, 64], [48, 288], [16, 2880], [24, 96], [40, 160]]) {
       const w = mxfp4(rows, cols);
       const bank: ExpertBank = { numExperts: 1, dIn: cols, w1Rows: rows, dOut: rows, w1: w, b1: null, w2: w, b2: null, activation: { kind: 'relu2' } };
-      const p = be.prepareExperts(bank).w1 as QMatrix;
+      const p = be.prepareExperts(bank, { repack: true }).w1 as QMatrix;
       assert.equal(p.format === 'mxfp4' && p.rows16 !== undefined, reads && rows % 16 === 0, `${rows}x${cols}: a 16-row copy where the kernels read it and rows are sets of 16`);
+      // only where a whole second copy is allowed (--repack-experts)
+      assert.ok(!(be.prepareExperts(bank).w1 as { rows16?: Uint8Array }).rows16, 'no copy unless asked for');
       if (p.format === 'mxfp4' && p.rows16 && p.scales16 && w.format === 'mxfp4') {
         // every byte where kernels.h puts it: row 16s+i's block b, bytes 4c..4c+3 at (s·G + b)·256 + 64c + 4i
         const G = cols / 32;
@@ -276,7 +280,7 @@ for (const isa of NATIVE_ISAS) {
       w1: mxfp4(E * 2 * I, dIn), b1: randF32(E * 2 * I, 0.1), w2: mxfp4(E * dIn, I), b2: randF32(E * dIn, 0.1),
       activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
     };
-    const prepared = be.prepareExperts(bank);
+    const prepared = be.prepareExperts(bank, { repack: true });
     for (const [T, experts] of [[1, Int32Array.of(3, 1)], [13, busyExpert(13, 2, [0, 1, 3])]] as const) {
       const routing = { k: 2, experts, weights: randF32(T * 2) };
       const x = randF32(T * dIn);
@@ -312,7 +316,7 @@ for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16']] as
     const plain = nativeOn(t, isa, 'int8');
     if (!prepared || !plain) return;
     plain.prepareExperts = (bank: ExpertBank) => bank;
-    const a = loadModel(dir, prepared), b = loadModel(dir, plain);
+    const a = loadModel(dir, prepared, { repackExperts: 'on' }), b = loadModel(dir, plain);
     const bankOf = (m: object) => (m as unknown as { layers: { experts: ExpertBank }[] }).layers[0].experts;
     const w1 = bankOf(a).w1 as QMatrix;
     assert.ok(w1.format === 'mxfp4' && w1[layout], 'the loader asked the backend to prepare the experts');
@@ -327,6 +331,19 @@ for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16']] as
     }
   });
 }
+
+test('--repack-experts: on and off as given; auto only where memory holds the checkpoint, the copy and the headroom', () => {
+  const GB = 2 ** 30;
+  assert.equal(repackExperts('on', 14 * GB, 10 * GB, 8 * GB), true);
+  assert.equal(repackExperts('off', 1, 1, 1024 * GB), false);
+  // gpt-oss-20b (13.8 GB, 10.1 GB of experts) on a 24 GB machine: no; on 32 GB: yes
+  assert.equal(repackExperts('auto', 13.8e9, 10.1e9, 24 * GB), false);
+  assert.equal(repackExperts(undefined, 13.8e9, 10.1e9, 32 * GB), true);
+  assert.equal(repackExperts('auto', 10 * GB, 6 * GB, 16 * GB + REPACK_HEADROOM_BYTES - 1), false);
+  assert.equal(repackExperts('auto', 10 * GB, 6 * GB, 16 * GB + REPACK_HEADROOM_BYTES), true);
+  assert.throws(() => checkRepackExperts('yes'), /--repack-experts: expected auto, on or off, got "yes"/);
+  assert.equal(checkRepackExperts(undefined), 'auto');
+});
 
 test('q8 is opt-in: the default backend stays exact; int8 activations need the native backend', () => {
   if (!addon) return;

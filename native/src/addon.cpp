@@ -1137,7 +1137,7 @@ napi_value PackRows16(napi_env env, napi_callback_info info) {
   if (rows < 16 || rows % 16 || G < 1) throw Err{"packRows16: rows must be a positive multiple of 16, groups positive"};
   if (int64_t(nb) < rows * G * 16 || int64_t(ns) < rows * G || int64_t(nob) < rows * G * 16 || int64_t(nos) < rows * G)
     throw Err{"packRows16: arrays too short"};
-  auto set = [&](int64_t s) { mxfp4_rows16_pack(blocks + s * 16 * G * 16, sc + s * 16 * G, G, ob + s * 16 * G * 16, os + s * 16 * G); };
+  auto set = [&](int64_t s) { mxfp4_rows16_pack(blocks + s * 16 * G * 16, sc + s * 16 * G, G, ob + s * 16 * G * 16, os + s * 16 * G, true); };
   if (pool) pool->parallel_for(rows / 16, set);
   else for (int64_t s = 0; s < rows / 16; s++) set(s);
   if (flag(env, a.v[6])) {

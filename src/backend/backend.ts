@@ -180,10 +180,16 @@ export interface Backend {
   moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array;
   /**
    * Called once per expert bank at load: the same weights, with whatever second layout this
-   * backend's kernels read (native: MXFP4 scales in oct order). Optional; the bank as it is
+   * backend's kernels read (native q8: MXFP4 scales in oct order for AVX2; with `repack`, the
+   * blocks and scales with 16 rows in lanes for AVX-512 VNNI). Optional; the bank as it is
    * otherwise.
    */
-  prepareExperts?(bank: ExpertBank): ExpertBank;
+  prepareExperts?(bank: ExpertBank, opts?: PrepareExpertsOptions): ExpertBank;
+}
+
+export interface PrepareExpertsOptions {
+  /** a whole second copy of the expert weights is allowed (LoadOptions.repackExperts, resolved) */
+  repack?: boolean;
 }
 
 /**

@@ -12,7 +12,7 @@ import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, ExpertWeights, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
-import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
+import type { LinearSpec, MambaLayerState, PrepareExpertsOptions, SsmScanOptions, StateMeta } from './backend.js';
 import { expertWeightsFormat } from './backend.js';
 import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
@@ -118,6 +118,8 @@ export class NativeBackend implements Backend {
   readonly isa: string;
   private readonly ref = new ReferenceBackend();
   private readonly q8: boolean;
+  /** bytes of expert weights this backend copied into a second layout at load (prepareExperts) */
+  repackedBytes = 0;
 
   constructor(private readonly a: Addon, readonly threads: number, isa = 'auto', readonly activations: ActivationPrecision = 'f32') {
     if (!initialised || initialised.threads !== threads || initialised.requested !== isa) {
@@ -197,11 +199,12 @@ export class NativeBackend implements Backend {
    *   0.93×). Prefill's token-lane kernels read the stored scales, which stay mapped: 1/16 of
    *   the experts' bytes more resident (0.6 GB for gpt-oss-20b).
    */
-  prepareExperts(bank: ExpertBank): ExpertBank {
+  prepareExperts(bank: ExpertBank, opts: PrepareExpertsOptions = {}): ExpertBank {
     if (!this.q8) return bank;
     let one: ((m: QMatrix, rows: number) => QMatrix) | null = null;
-    if (this.a.packRows16 && this.a.usesRows16?.()) one = (m, rows) => this.rows16(m, rows);
-    else if (this.a.octScales && this.a.usesOctScales?.()) one = (m, rows) => this.octScales(m, rows);
+    if (this.a.packRows16 && this.a.usesRows16?.()) {
+      if (opts.repack) one = (m, rows) => this.rows16(m, rows);
+    } else if (this.a.octScales && this.a.usesOctScales?.()) one = (m, rows) => this.octScales(m, rows);
     if (!one) return bank;
     const prep = (w: ExpertWeights, rows: number): ExpertWeights =>
       Array.isArray(w) ? w.map((m) => one!(m, m.rows)) : one!(w as QMatrix, rows);
@@ -217,6 +220,7 @@ export class NativeBackend implements Backend {
     // (small pages for the scales, as for scalesOct below)
     const scales = new Uint8Array(m.rows * G);
     this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, weightMemory.isMapped(m.blocks.buffer) && weightMemory.isMapped(m.scales.buffer));
+    this.repackedBytes += n + scales.byteLength;
     return { ...m, rows16: blocks, scales16: scales };
   }
 

@@ -1,6 +1,7 @@
 /** Parsing of CLI argument values, with errors that name the argument. */
 import { InputError } from '../util/errors.js';
 import { type KvDtype, isKvDtype } from '../backend/backend.js';
+import type { RepackMode } from '../models/model.js';
 
 export function parseIds(s: string, what = '--ids'): number[] {
   const trimmed = s.trim();
@@ -43,6 +44,12 @@ export function checkKvCacheDtype(v: string | undefined): KvDtype {
   if (v === undefined) return 'f32';
   if (isKvDtype(v)) return v;
   throw new InputError(`--kv-cache-dtype: expected f32, f16 or bf16, got "${v}"`);
+}
+
+/** --repack-experts: auto, on or off */
+export function checkRepackExperts(v: string | undefined): RepackMode {
+  if (v === undefined || v === 'auto' || v === 'on' || v === 'off') return v ?? 'auto';
+  throw new InputError(`--repack-experts: expected auto, on or off, got "${v}"`);
 }
 
 /** --activations: f32 (exact) or int8 (q8) */

@@ -25,7 +25,7 @@ function main(): void {
   let engine: Engine;
   try {
     const backend = createBackend(opts.backend ?? 'auto', { threads: opts.threads, activations: opts.activations });
-    const model = loadModel(opts.modelDir, backend, { denseWeights: opts.denseWeights, kvCacheDtype: opts.kvCacheDtype });
+    const model = loadModel(opts.modelDir, backend, { denseWeights: opts.denseWeights, kvCacheDtype: opts.kvCacheDtype, repackExperts: opts.repackExperts });
     engine = new Engine(model, resolveEngineOptions(model, opts));
   } catch (e) {
     post({ type: 'init_error', message: e instanceof Error ? e.message : String(e) });

@@ -9,6 +9,7 @@ import { AsyncQueue } from './async-queue.js';
 import type { EngineClient, GenerateInput, ModelInfo } from './client.js';
 import type { EngineSettings } from './config.js';
 import type { KvDtype } from '../backend/backend.js';
+import type { RepackMode } from '../models/model.js';
 import type { EngineStats, RequestOutput } from './engine.js';
 import { TesseraError } from '../util/errors.js';
 
@@ -21,6 +22,8 @@ export interface WorkerEngineOptions extends EngineSettings {
   kvCacheDtype?: KvDtype;
   /** activation precision of the quantised matmuls (native backend): f32 (exact) or int8 */
   activations?: 'f32' | 'int8';
+  /** a repacked copy of the MXFP4 experts (LoadOptions.repackExperts in src/models/model.ts) */
+  repackExperts?: RepackMode;
 }
 
 export type ToWorker =

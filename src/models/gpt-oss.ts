@@ -16,7 +16,7 @@ import { Checkpoint } from '../weights/checkpoint.js';
 import { ConfigReader } from '../weights/config.js';
 import { decodeToF32 } from '../weights/dtypes.js';
 import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes } from '../weights/qmatrix.js';
-import { type CacheShape, type CausalLM, type ForwardBatch, type LoadOptions, type ModelCache, denseWeightsTransform } from './model.js';
+import { type CacheShape, type CausalLM, type ForwardBatch, type LoadOptions, type ModelCache, denseWeightsTransform, repackExperts } from './model.js';
 
 export interface GptOssConfig {
   vocabSize: number;
@@ -173,8 +173,10 @@ export class GptOssModel implements CausalLM {
       const t = ckpt.tensor(name, [...DENSE], [n]);
       return decodeToF32(t.dtype, t.data, name);
     };
-    // the backend's second layout of the experts, where it has one (native q8: oct-ordered scales)
-    const prepare = (bank: ExpertBank): ExpertBank => backend.prepareExperts?.(bank) ?? bank;
+    // the backend's second layout of the experts, where it has one (native q8: oct-ordered scales,
+    // or a repacked copy of the MXFP4 blocks where memory allows: LoadOptions.repackExperts)
+    const repack = repackExperts(opts.repackExperts, ckpt.bytes, cfg.nLayers * E * ((2 * I * H + H * I) / 32) * 17);
+    const prepare = (bank: ExpertBank): ExpertBank => backend.prepareExperts?.(bank, { repack }) ?? bank;
     const layers: Layer[] = [];
     for (let l = 0; l < cfg.nLayers; l++) {
       const p = `model.layers.${l}`;

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 /**
  * What every model definition offers the engine. A model composes Backend ops over a packed
  * batch; it never sees scheduling, only the per-step batch layout (ForwardBatch).
@@ -84,6 +85,25 @@ export interface LoadOptions {
   denseWeights?: 'bf16' | 'int8';
   /** element type of the KV cache: f32 (exact, default), or f16 / bf16 (half the memory) */
   kvCacheDtype?: KvDtype;
+  /**
+   * a second copy of the MXFP4 experts in the layout the backend's kernels read fastest (native
+   * q8 on AVX-512 VNNI: 16 rows in lanes; the copy replaces the mapped experts in memory): `on`,
+   * `off`, or `auto` (the default: on where the machine's memory holds the checkpoint's page
+   * cache and the copy beside it, so that loading again stays a warm read)
+   */
+  repackExperts?: RepackMode;
+}
+
+export type RepackMode = 'auto' | 'on' | 'off';
+
+/** headroom `auto` leaves beside the checkpoint and the copy (the dense weights, KV cache, the process) */
+export const REPACK_HEADROOM_BYTES = 4 * 2 ** 30;
+
+/** whether the experts get the repacked copy (`copyBytes`) beside a checkpoint of `checkpointBytes` */
+export function repackExperts(mode: RepackMode | undefined, checkpointBytes: number, copyBytes: number, totalMem = os.totalmem()): boolean {
+  if (mode === 'on') return true;
+  if (mode === 'off') return false;
+  return totalMem >= checkpointBytes + copyBytes + REPACK_HEADROOM_BYTES;
 }
 
 /**

@@ -34,6 +34,13 @@ export class Checkpoint {
   private files: SafetensorsFile[] = [];
   private index = new Map<string, { file: SafetensorsFile; info: TensorInfo }>();
 
+  /** bytes of the checkpoint's safetensors files (what a warm page cache holds for it) */
+  get bytes(): number {
+    let n = 0;
+    for (const f of this.files) n += fs.statSync(f.path).size;
+    return n;
+  }
+
   constructor(readonly dir: string) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
       throw new CheckpointError(`${dir}: not a checkpoint folder (no such directory)`);
