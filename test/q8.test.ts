@@ -12,7 +12,7 @@ import type { ExpertBank } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { requantizeInt8, weightMemory, type QMatrix } from '../src/weights/qmatrix.js';
+import { int8Rows16Offset, requantizeInt8, weightMemory, type QMatrix } from '../src/weights/qmatrix.js';
 import { tmpDir, NATIVE_ISAS, nativeOn, modelFixtureDirs } from './helpers.js';
 import { loadModel } from '../src/models/registry.js';
 import { packBatch } from '../src/engine/batch.js';
@@ -289,6 +289,50 @@ for (const isa of NATIVE_ISAS) {
   });
 }
 
+for (const isa of NATIVE_ISAS) {
+  test(`int8 rows16 layout on ${isa} (prepareMatrix): rearranged in place where the kernels read it, the oracle's sums, batch invariant`, (t) => {
+    const be = nativeOn(t, isa, 'int8');
+    if (!be) return;
+    const reads = addon!.usesRows16!();
+    for (const [rows, cols] of [[16, 32], [48, 96], [32, 2880], [37, 64], [16, 45]]) {
+      const w = int8(rows, cols);
+      const orig = w.format === 'int8' ? w.data.slice() : new Int8Array(0);
+      const p = be.prepareMatrix(w);
+      const made = reads && rows % 16 === 0 && cols % 32 === 0;
+      assert.equal(p.format === 'int8' && p.layout === 'rows16', made, `${rows}x${cols}: rearranged only where the kernels read it, in whole sets`);
+      if (!(p.format === 'int8' && p.layout === 'rows16')) {
+        // a matrix in the layout is refused by kernels that do not read it
+        if (!reads && rows % 16 === 0 && cols % 32 === 0 && w.format === 'int8') {
+          assert.throws(() => be.linear(randF32(cols), 1, { ...w, layout: 'rows16' }), /rows16 layout need q8 activations on the AVX-512 VNNI kernels/);
+        }
+        continue;
+      }
+      assert.equal(p.data, (w as { data: Int8Array }).data, 'in place: the same memory');
+      for (let r = 0; r < rows; r++)
+        for (let c = 0; c < cols; c++) if (p.data[int8Rows16Offset(r, c, cols)] !== orig[r * cols + c]) assert.fail(`${rows}x${cols}: row ${r} input ${c}`);
+      // the reference backend reads the layout too
+      const x1 = randF32(2 * cols);
+      assert.deepEqual(ref.linear(x1, 2, p), ref.linear(x1, 2, { format: 'int8', rows, cols, data: orig, rowScale: p.rowScale }));
+      for (const T of [1, 2, 3, 7, 8, 9, 17]) {
+        const x = randF32(T * cols, 2), bias = randF32(rows);
+        const got = be.linear(x, T, p, bias);
+        const { y: want } = q8Linear(x, T, p);
+        const sc = scaleOf(want);
+        for (let i = 0; i < got.length; i++) {
+          assert.ok(Math.abs(got[i] - bias[i % rows] - want[i]) <= 2e-5 * sc, `${rows}x${cols} T=${T} [${i}]: ${got[i] - bias[i % rows]} vs oracle ${want[i]}`);
+        }
+        for (const k of [0, T - 1]) {
+          assert.deepEqual(be.linear(x.slice(k * cols, (k + 1) * cols), 1, p, bias), got.slice(k * rows, (k + 1) * rows), `${rows}x${cols} token ${k} of ${T} bit-identical`);
+        }
+      }
+      // kernels that do not read the layout refuse it
+      const f32 = nativeOn(t, isa, 'f32')!;
+      assert.throws(() => f32.linear(randF32(cols), 1, p), /rows16 layout need q8 activations/);
+      nativeOn(t, isa, 'int8');
+    }
+  });
+}
+
 test('MXFP4 with q8 activations: every ISA gives the same bits (one block-by-block arithmetic)', (t) => {
   const cases = [[37, 96], [48, 2880], [70, 160]].flatMap(([rows, cols]) => {
     const w = mxfp4(rows, cols);
@@ -331,6 +375,36 @@ for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16']] as
     }
   });
 }
+
+test('a gpt-oss checkpoint with int8 dense weights and q8 activations on avx512vnni: its projections rearranged in place, logits within q8\'s error', (t) => {
+  const dir = modelFixtureDirs('gpt-oss')[0];
+  const prepared = nativeOn(t, 'avx512vnni', 'int8'), plain = nativeOn(t, 'avx512vnni', 'int8');
+  if (!prepared || !plain) return;
+  plain.prepareMatrix = (m: QMatrix) => m;
+  const f32 = nativeOn(t, 'avx512vnni', 'f32')!;
+  const a = loadModel(dir, prepared, { denseWeights: 'int8' }), b = loadModel(dir, plain, { denseWeights: 'int8' });
+  const e = loadModel(dir, f32, { denseWeights: 'int8' });
+  const wq = (m: object) => (m as unknown as { layers: { wq: QMatrix }[] }).layers[0].wq;
+  assert.ok(wq(a).format === 'int8' && (wq(a) as { layout?: string }).layout === 'rows16', 'the loader asked the backend to prepare the projections');
+  assert.ok(!(wq(b) as { layout?: string }).layout);
+  const ids = [5, 17, 42, 99, 3, 250, 7, 64, 128];
+  const run = (m: ReturnType<typeof loadModel>) => {
+    const c = m.createCache({ numBlocks: 8, blockSize: 16 });
+    return m.forward(packBatch([{ cache: c.newSequence(), tokens: ids, logits: 'all' }]), c);
+  };
+  const la = run(a), lb = run(b), le = run(e);
+  const dist = (x: ArrayLike<number>, y: ArrayLike<number>) => {
+    let d = 0;
+    for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
+    return d;
+  };
+  // the same integer sums added in another order: a quantised activation may round the other way
+  // downstream (and a router pick with it), so the yardstick is q8's own distance from f32
+  const q8err = dist(lb, le);
+  assert.ok(q8err > 0, 'q8 activations are not exact');
+  assert.ok(dist(la, lb) <= q8err, `rearranged vs as made: ${dist(la, lb)} (q8 vs f32: ${q8err})`);
+  assert.ok(dist(la, le) <= 1.5 * q8err, `rearranged vs f32: ${dist(la, le)} (q8 vs f32: ${q8err})`);
+});
 
 test('--repack-experts: on and off as given; auto only where memory holds the checkpoint, the copy and the headroom', () => {
   const GB = 2 ** 30;

@@ -117,6 +117,12 @@ Matrix matrix(napi_env env, napi_value o) {
     if (int64_t(n) < m.rows * m.cols) throw Err{"matrix.data too short"};
     m.row_scale = typed<float>(env, prop(env, o, "rowScale"), napi_float32_array, &n, "matrix.rowScale");
     if (int64_t(n) < m.rows) throw Err{"matrix.rowScale too short"};
+    napi_value lay = prop(env, o, "layout");
+    if (!is_null(env, lay)) {
+      if (str(env, lay) != "rows16") throw Err{"matrix.layout: expected \"rows16\""};
+      if (m.rows % 16 || m.cols % 32) throw Err{"matrix.layout rows16: rows must be a multiple of 16 and cols of 32"};
+      m.int8_rows16 = true;
+    }
   } else if (f == "mxfp4") {
     m.format = FMT_MXFP4;
     if (m.cols % 32) throw Err{"mxfp4 cols must be a multiple of 32"};
@@ -168,6 +174,7 @@ Matrix row_slice(const Matrix& m, int64_t r0) {
     case FMT_F32: s.data = (const float*)m.data + r0 * m.cols; break;
     case FMT_BF16: s.data = (const uint16_t*)m.data + r0 * m.cols; break;
     case FMT_INT8:
+      if (m.int8_rows16 && r0 % 16) throw Err{"int8 rows16 layout: a row slice must start on a set of 16 rows"};
       s.data = (const int8_t*)m.data + r0 * m.cols;
       s.row_scale = m.row_scale + r0;
       break;
@@ -490,6 +497,13 @@ void need_init() {
   if (!K || !pool) throw Err{"native backend not initialised"};
 }
 
+// int8 weights in the rows16 layout are read by the AVX-512 VNNI q8 kernel only
+void check_layout(const Matrix& w, bool q8) {
+  if (w.int8_rows16 && !(q8 && K->q8_reads_rows16))
+    throw Err{std::string("int8 weights in the rows16 layout need q8 activations on the AVX-512 VNNI kernels (this call: ") +
+              (q8 ? K->isa : "f32 activations") + ")"};
+}
+
 // The inputs of linears of one x[T, cols], each prepared once for the weight formats that read
 // it: q8 records (MXFP4 and INT8 layouts differ), or f32 de-interleaved for MXFP4's f32 kernels.
 struct LinearInputs {
@@ -499,6 +513,7 @@ struct LinearInputs {
   std::map<int, const uint8_t*> q8_in;
   const float* deint = nullptr;
   Segment segment(const Matrix& w, const float* bias, float* y) {
+    check_layout(w, q8);
     Segment s{w, x, T, bias, y};
     if (q8 && q8_format(w)) {
       auto it = q8_in.find(w.format);
@@ -834,6 +849,8 @@ napi_value Moe(napi_env env, napi_callback_info info) {
   float* out = typed<float>(env, a.v[15], napi_float32_array, nullptr, "out");
   const int64_t dIn = w1.cols;
   const bool q8_1 = flag(env, a.v[16]) && q8_format(w1), q8_2 = flag(env, a.v[16]) && q8_format(w2);
+  check_layout(w1, q8_1);
+  check_layout(w2, q8_2);
   const bool swiglu = act == "swiglu_oai";
   const int64_t inter = swiglu ? R1 / 2 : R1;
   if (w2.cols != inter) throw Err{"moe: w2 cols do not match the activation width"};
@@ -1147,6 +1164,27 @@ napi_value PackRows16(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// packInt8Rows16(data: Int8Array, rows, cols): int8 weights [rows, cols] rearranged in place into
+// Matrix::int8_rows16's order (rows a multiple of 16, cols of 32), one set of 16 rows at a time
+// through a scratch copy
+napi_value PackInt8Rows16(napi_env env, napi_callback_info info) {
+  Args a(env, info, 3);
+  size_t n;
+  int8_t* data = typed<int8_t>(env, a.v[0], napi_int8_array, &n, "data");
+  const int64_t rows = int64_t(num(env, a.v[1])), C = int64_t(num(env, a.v[2]));
+  if (rows < 16 || rows % 16 || C < 32 || C % 32) throw Err{"packInt8Rows16: rows must be a positive multiple of 16, cols of 32"};
+  if (int64_t(n) < rows * C) throw Err{"packInt8Rows16: data too short"};
+  auto set = [&](int64_t s) {
+    thread_local std::vector<int8_t> tmp;
+    tmp.resize(size_t(16 * C));
+    std::memcpy(tmp.data(), data + s * 16 * C, size_t(16 * C));
+    int8_rows16_pack(tmp.data(), C, data + s * 16 * C);
+  };
+  if (pool) pool->parallel_for(rows / 16, set);
+  else for (int64_t s = 0; s < rows / 16; s++) set(s);
+  return undefined(env);
+}
+
 napi_value RequantizeInt8(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
   napi_typedarray_type type;
@@ -1356,6 +1394,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("usesOctScales", UsesOctScales);
   EXPORT("packRows16", PackRows16);
   EXPORT("usesRows16", UsesRows16);
+  EXPORT("packInt8Rows16", PackInt8Rows16);
   EXPORT("mambaConv", MambaConv);
   EXPORT("gatedRmsNorm", GatedRmsNorm);
   EXPORT("ssmScan", SsmScan);

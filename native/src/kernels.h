@@ -38,7 +38,22 @@ struct Matrix {
   // row slice at a multiple of 16 starts at the same offset.
   const uint8_t* rows16 = nullptr;
   const uint8_t* scales16 = nullptr;
+  // INT8, optional: `data` itself holds the rows with 16 in lanes (re-quantised weights are this
+  // process's own memory, rearranged in place at load: packInt8Rows16 in addon.cpp); rows and
+  // cols multiples of 16 and 32; set s, 32-input block b:
+  //   data[(s·G + b)·512 + 64c + 4i ..+3] = inputs 32b + 4c .. +3 of row 16s+i   (c = 0..7)
+  // Only the AVX-512 VNNI q8 kernel reads it (addon.cpp refuses the others).
+  bool int8_rows16 = false;
 };
+
+// One set of 16 int8 rows of C inputs (C a multiple of 32) into that order, from src to dst
+// (16 · C bytes each, not overlapping).
+inline void int8_rows16_pack(const int8_t* src, int64_t C, int8_t* dst) {
+  const int64_t G = C / 32;
+  for (int64_t i = 0; i < 16; i++)
+    for (int64_t b = 0; b < G; b++)
+      for (int c = 0; c < 8; c++) __builtin_memcpy(dst + (b * 512 + 64 * c + 4 * i), src + i * C + b * 32 + 4 * c, 4);
+}
 
 // One set of 16 MXFP4 rows (16 · G blocks at `blocks`, their scales at `scales`, row stride G)
 // into Matrix::rows16's order at ob (G · 256 bytes) and os (G · 16 bytes).

@@ -185,6 +185,12 @@ export interface Backend {
    * otherwise.
    */
   prepareExperts?(bank: ExpertBank, opts?: PrepareExpertsOptions): ExpertBank;
+  /**
+   * Called at load for each dense matrix the loader made itself (re-quantised int8, this
+   * process's own memory): the backend may rearrange its bytes in place into a layout its
+   * kernels read (native q8 on AVX-512 VNNI: int8 rows16). Optional; the matrix as it is otherwise.
+   */
+  prepareMatrix?(m: QMatrix): QMatrix;
 }
 
 export interface PrepareExpertsOptions {

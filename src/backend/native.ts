@@ -44,6 +44,8 @@ interface Addon {
   packRows16?(blocks: Uint8Array, scales: Uint8Array, rows: number, groups: number, outBlocks: Uint8Array, outScales: Uint8Array, release: boolean): void;
   /** whether the chosen kernels read QMatrix.rows16 (the AVX-512 VNNI q8 kernel) */
   usesRows16?(): boolean;
+  /** int8 weights [rows, cols] rearranged in place into the rows16 layout (QMatrix int8 `layout`) */
+  packInt8Rows16?(data: Int8Array, rows: number, cols: number): void;
   /** Mamba-2 kernels (native/src/mamba.cpp); absent in addons built before them */
   mambaConv?(...args: unknown[]): void;
   ssmScan?(...args: unknown[]): void;
@@ -209,6 +211,19 @@ export class NativeBackend implements Backend {
     const prep = (w: ExpertWeights, rows: number): ExpertWeights =>
       Array.isArray(w) ? w.map((m) => one!(m, m.rows)) : one!(w as QMatrix, rows);
     return { ...bank, w1: prep(bank.w1, bank.w1Rows), w2: prep(bank.w2, bank.dOut) };
+  }
+
+  /**
+   * With q8 activations on AVX-512 VNNI, re-quantised int8 matrices (rows in 16s, inputs in 32s)
+   * are rearranged in place with 16 rows in lanes (QMatrix int8 `layout: 'rows16'`): no copy,
+   * and the VNNI kernel then needs no horizontal sums (kernels_impl.inc, q8_r16_int8). Mapped
+   * memory is never written.
+   */
+  prepareMatrix(m: QMatrix): QMatrix {
+    if (!this.q8 || m.format !== 'int8' || m.layout || !this.a.packInt8Rows16 || !this.a.usesRows16?.()) return m;
+    if (m.rows < 16 || m.rows % 16 !== 0 || m.cols % 32 !== 0 || weightMemory.isMapped(m.data.buffer)) return m;
+    this.a.packInt8Rows16(m.data, m.rows, m.cols);
+    return { ...m, layout: 'rows16' };
   }
 
   /** m with rows16 / scales16, when it is MXFP4 and its experts (of `rows` rows) are sets of 16 rows */

@@ -4,7 +4,7 @@
  * It is the oracle for the native kernels and the fallback where the addon is absent.
  */
 import { E2M1_VALUES, bf16DecodeTable, bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16, fp8e4m3ToF32 } from '../weights/dtypes.js';
-import { QMatrix, rowSlice } from '../weights/qmatrix.js';
+import { QMatrix, int8Rows16Offset, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
@@ -29,8 +29,12 @@ export function decodeRow(m: QMatrix, r: number, out: Float32Array): void {
       return;
     }
     case 'int8': {
-      const base = r * cols;
       const sc = m.rowScale[r];
+      if (m.layout === 'rows16') {
+        for (let c = 0; c < cols; c++) out[c] = m.data[int8Rows16Offset(r, c, cols)] * sc;
+        return;
+      }
+      const base = r * cols;
       for (let c = 0; c < cols; c++) out[c] = m.data[base + c] * sc;
       return;
     }

@@ -167,7 +167,7 @@ export class GptOssModel implements CausalLM {
     const { hidden: H, intermediate: I, headDim: d, nHeads, nKv, nExperts: E, vocabSize: V } = cfg;
     const raw = (name: string, shape: number[]) => denseMatrix(ckpt.tensor(name, [...DENSE], shape));
     // projections and the unembedding may be re-quantised; the embedding is only gathered
-    const requant = denseWeightsTransform(opts);
+    const requant = denseWeightsTransform(opts, backend);
     const dense = requant ? (name: string, shape: number[]) => requant(raw(name, shape)) : raw;
     const vec = (name: string, n: number) => {
       const t = ckpt.tensor(name, [...DENSE], [n]);

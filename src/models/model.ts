@@ -110,6 +110,11 @@ export function repackExperts(mode: RepackMode | undefined, checkpointBytes: num
  * What `denseWeights` does to a loaded projection: re-quantise bf16/f32 to int8 (FP8, NVFP4 and
  * MXFP4 stay as stored), or nothing (undefined).
  */
-export function denseWeightsTransform(opts: LoadOptions): ((m: QMatrix) => QMatrix) | undefined {
-  return opts.denseWeights === 'int8' ? (m) => requantizeInt8(m, decodeRow) : undefined;
+export function denseWeightsTransform(opts: LoadOptions, backend?: Backend): ((m: QMatrix) => QMatrix) | undefined {
+  if (opts.denseWeights !== 'int8') return undefined;
+  // the backend may then rearrange the new matrix in place (Backend.prepareMatrix)
+  return (m) => {
+    const q = requantizeInt8(m, decodeRow);
+    return backend?.prepareMatrix?.(q) ?? q;
+  };
 }

@@ -159,7 +159,7 @@ export class NemotronHModel implements CausalLM {
       ? 'backbone.embeddings' : 'backbone.embedding';
     const embedding = loadLinear(ckpt, embName, V, H);
     // projections, experts and the unembedding may be re-quantised; the embedding is only gathered
-    const requant = denseWeightsTransform(opts);
+    const requant = denseWeightsTransform(opts, backend);
     const lin = linearLoader(ckpt, requant);
     const blocks = cfg.layers.map((k, i) => loadBlock(ckpt, `backbone.layers.${i}`, k, cfg, lin));
     const tied = cfg.tieEmbeddings && !ckpt.has('lm_head.weight');

@@ -22,8 +22,13 @@ export type QMatrix =
     format: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array; scalesOct?: Uint8Array;
     rows16?: Uint8Array; scales16?: Uint8Array;
   }
-  /** int8 re-quantisation of a dense matrix (`--dense-weights int8`): value = data · rowScale[row] */
-  | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array }
+  /**
+   * int8 re-quantisation of a dense matrix (`--dense-weights int8`): value = data · rowScale[row].
+   * `layout: 'rows16'` (NativeBackend.prepareMatrix, AVX-512 VNNI q8): `data` rearranged in place
+   * with 16 rows in lanes, input c of row r at int8Rows16Offset (Matrix::int8_rows16 in
+   * native/src/kernels.h); rows a multiple of 16, cols of 32.
+   */
+  | { format: 'int8'; rows: number; cols: number; data: Int8Array; rowScale: Float32Array; layout?: 'rows16' }
   /**
    * FP8 e4m3 with block scales (NVIDIA FP8 releases): value = e4m3(data[r, c]) ·
    * scales[⌊r/blockRows⌋ · ⌈cols/blockCols⌉ + ⌊c/blockCols⌋]. Per-tensor: one block of the whole
@@ -38,6 +43,11 @@ export type QMatrix =
   | { format: 'nvfp4'; rows: number; cols: number; packed: Uint8Array; scales: Uint8Array; rowScale2: Float32Array };
 
 export type QFormat = QMatrix['format'];
+
+/** Where input c of row r sits in an int8 matrix of `cols` inputs in the rows16 layout. */
+export function int8Rows16Offset(r: number, c: number, cols: number): number {
+  return ((r >> 4) * (cols >> 5) + (c >> 5)) * 512 + ((c & 31) >> 2) * 64 + (r & 15) * 4 + (c & 3);
+}
 
 /** Bytes the matrix occupies (what a GEMV reads). */
 export function qmatrixBytes(m: QMatrix): number {
@@ -108,6 +118,7 @@ export function rowSlice(m: QMatrix, r0: number, n: number): QMatrix {
       return slice;
     }
     case 'int8':
+      if (m.layout === 'rows16' && (r0 % 16 !== 0 || n % 16 !== 0)) throw new Error(`int8 rows16 layout: rows [${r0}, ${r0 + n}) are not whole sets of 16`);
       return { ...m, rows: n, data: m.data.subarray(r0 * m.cols, (r0 + n) * m.cols), rowScale: m.rowScale.subarray(r0, r0 + n) };
     case 'fp8': {
       if (r0 % m.blockRows !== 0) throw new Error(`fp8 row slice at ${r0} is not on a scale block boundary (${m.blockRows})`);
