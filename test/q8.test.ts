@@ -142,6 +142,8 @@ for (const isa of NATIVE_ISAS) {
     // odd shapes: group tails (MXFP4 groups of 4 blocks, int8 groups of 64 inputs), one block
     const shapes: [string, number, number][] = [
       ['mxfp4', 37, 32], ['mxfp4', 9, 96], ['mxfp4', 70, 160], ['mxfp4', 5, 2880],
+      // tasks of 160 rows (10 sets of 16 for VNNI), passes of 8 tokens over each
+      ['mxfp4', 1040, 64],
       ['int8', 37, 45], ['int8', 33, 64], ['int8', 7, 200], ['int8', 3, 2880],
       // NVFP4: two scales per 32-block; 1856 inputs (Nemotron 3 Nano's experts) end on half a group
       ['nvfp4', 37, 32], ['nvfp4', 9, 96], ['nvfp4', 70, 160], ['nvfp4', 11, 1856], ['nvfp4-subnormal', 24, 256],
@@ -248,7 +250,7 @@ for (const isa of NATIVE_ISAS) {
     const reads = addon!.usesRows16!();
     assert.equal(reads, isa === 'avx512vnni', `${isa}: the kernels that read the 16-row layout`);
     // 1 to 9 blocks and 2880 inputs; rows in whole sets of 16 (a copy is made only then) and not
-    for (const [rows, cols] of [[16, 32], [32, 64], [48, 288], [16, 2880], [24, 96], [40, 160]]) {
+    for (const [rows, cols] of [[16, 32], [32, 64], [48, 288], [16, 2880], [24, 96], [40, 160], [1040, 64]]) {
       const w = mxfp4(rows, cols);
       const bank: ExpertBank = { numExperts: 1, dIn: cols, w1Rows: rows, dOut: rows, w1: w, b1: null, w2: w, b2: null, activation: { kind: 'relu2' } };
       const p = be.prepareExperts(bank, { repack: true }).w1 as QMatrix;
