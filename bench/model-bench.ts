@@ -45,6 +45,9 @@ export interface BenchResult {
   /** --repack-experts as given, and the bytes of experts the backend copied into its second layout at load */
   repack_experts: string;
   repacked_expert_bytes: number;
+  /** of those, bytes mapped from the prepared store on disk, and bytes this load wrote into it */
+  prepared_bytes_mapped: number;
+  prepared_bytes_written: number;
   threads: number;
   load_s: number;
   prefill_tokens: number;
@@ -166,8 +169,12 @@ export function runBench(o: BenchOptions): BenchResult {
   const model = loadModel(o.model, backend, { denseWeights: o.denseWeights, kvCacheDtype: o.kvCacheDtype, repackExperts: o.repackExperts });
   const loadS = now() - t0;
   const repacked = backend instanceof NativeBackend ? backend.repackedBytes : 0;
+  const preparedMapped = backend instanceof NativeBackend ? backend.preparedBytesMapped : 0;
+  const preparedWritten = backend instanceof NativeBackend ? backend.preparedBytesWritten : 0;
+  const where = preparedMapped ? `, ${(preparedMapped / 1e9).toFixed(2)} GB mapped from the prepared store` : '';
+  const wrote = preparedWritten ? `, ${(preparedWritten / 1e9).toFixed(2)} GB written to the prepared store` : '';
   o.log(`loaded ${o.model} on ${backend.name} in ${loadS.toFixed(2)} s (${(model.weightBytes() / 1e9).toFixed(2)} GB of weights` +
-    `${repacked ? `; ${(repacked / 1e9).toFixed(2)} GB of experts repacked` : ''}; --repack-experts ${o.repackExperts ?? 'auto'})`);
+    `${repacked ? `; ${(repacked / 1e9).toFixed(2)} GB of experts repacked${where}${wrote}` : ''}; --repack-experts ${o.repackExperts ?? 'auto'})`);
   // the read-bandwidth probe (the rooflines): a buffer far past the caches, held for the rest
   // of the run and probed between its parts; the rooflines divide by the best probe, what the
   // machine could give. (On a shared host the bandwidth moves from minute to minute: one run on
@@ -276,7 +283,7 @@ export function runBench(o: BenchOptions): BenchResult {
   }
   const res: BenchResult = {
     model: o.model, backend: backend.name, dense_weights: o.denseWeights ?? 'bf16', activations: o.activations ?? 'f32', kv_cache_dtype: o.kvCacheDtype ?? 'f32',
-    repack_experts: o.repackExperts ?? 'auto', repacked_expert_bytes: repacked, threads: backend instanceof NativeBackend ? backend.threads : 1,
+    repack_experts: o.repackExperts ?? 'auto', repacked_expert_bytes: repacked, prepared_bytes_mapped: preparedMapped, prepared_bytes_written: preparedWritten, threads: backend instanceof NativeBackend ? backend.threads : 1,
     load_s: loadS, prefill_tokens: o.promptTokens, prefill_tokens_per_s: prefill,
     prefill_tokens_per_s_runs: prefills, prefill_tokens_per_s_sd: sd(prefills), ttft_ms: ttftMs,
     decode_tokens: o.decodeTokens, decode_tokens_per_s: decode, decode_tokens_per_s_runs: decodes, decode_tokens_per_s_sd: sd(decodes),

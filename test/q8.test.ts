@@ -362,7 +362,9 @@ for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16']] as
     const plain = nativeOn(t, isa, 'int8');
     if (!prepared || !plain) return;
     plain.prepareExperts = (bank: ExpertBank) => bank;
-    const a = loadModel(dir, prepared, { repackExperts: 'on' }), b = loadModel(dir, plain);
+    // (a copy in memory: no prepared store)
+    const a = loadModel(dir, prepared, { repackExperts: 'on', preparedDir: null }), b = loadModel(dir, plain);
+    if (layout === 'rows16') assert.equal(prepared.preparedBytesWritten + prepared.preparedBytesMapped, 0);
     const bankOf = (m: object) => (m as unknown as { layers: { experts: ExpertBank }[] }).layers[0].experts;
     const w1 = bankOf(a).w1 as QMatrix;
     assert.ok(w1.format === 'mxfp4' && w1[layout], 'the loader asked the backend to prepare the experts');
@@ -384,7 +386,7 @@ test('a gpt-oss checkpoint with int8 dense weights and q8 activations on avx512v
   if (!prepared || !plain) return;
   plain.prepareMatrix = (m: QMatrix) => m;
   const f32 = nativeOn(t, 'avx512vnni', 'f32')!;
-  const a = loadModel(dir, prepared, { denseWeights: 'int8' }), b = loadModel(dir, plain, { denseWeights: 'int8' });
+  const a = loadModel(dir, prepared, { denseWeights: 'int8', preparedDir: null }), b = loadModel(dir, plain, { denseWeights: 'int8', preparedDir: null });
   const e = loadModel(dir, f32, { denseWeights: 'int8' });
   const wq = (m: object) => (m as unknown as { layers: { wq: QMatrix }[] }).layers[0].wq;
   assert.ok(wq(a).format === 'int8' && (wq(a) as { layout?: string }).layout === 'rows16', 'the loader asked the backend to prepare the projections');

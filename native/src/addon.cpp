@@ -3,6 +3,7 @@
 // runs on the persistent thread pool.
 #include <node_api.h>
 #include <immintrin.h>
+#include <cerrno>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -975,9 +976,12 @@ void finalize_mapping(napi_env, void* data, void* hint) {
   munmap(data, size_t(reinterpret_cast<uintptr_t>(hint)));
 }
 
-// mapFile(path) → ArrayBuffer over a read-only private mapping (zero-copy weights)
+// mapFile(path, lazy) → ArrayBuffer over a read-only private mapping (zero-copy weights); the
+// pages are faulted in at once unless `lazy` (then populatePages maps the ranges a loader uses,
+// so that tensors it never reads, such as experts served from a prepared copy, stay on disk)
 napi_value MapFile(napi_env env, napi_callback_info info) {
-  Args a(env, info, 1);
+  Args a(env, info, 2, 1);
+  const bool lazy = flag(env, a.v[1]);
   char path[4096];
   size_t n;
   NAPI(napi_get_value_string_utf8(env, a.v[0], path, sizeof path, &n));
@@ -986,7 +990,7 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
   struct stat st;
   fstat(fd, &st);
   size_t size = size_t(st.st_size);
-  void* p = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : nullptr;
+  void* p = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE | (lazy ? 0 : MAP_POPULATE), fd, 0) : nullptr;
   close(fd);
   if (p == MAP_FAILED) throw Err{std::string("cannot map ") + path};
   napi_value ab;
@@ -1019,12 +1023,87 @@ napi_value AllocWeights(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+// The whole pages over [p, p + bytes): [b, e)
+static void page_span(const void* p, size_t bytes, bool outer, uintptr_t& b, uintptr_t& e) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  b = outer ? uintptr_t(p) & ~(page - 1) : (uintptr_t(p) + page - 1) & ~(page - 1);
+  e = outer ? (uintptr_t(p) + bytes + page - 1) & ~(page - 1) : (uintptr_t(p) + bytes) & ~(page - 1);
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+// populatePages(view): the pages under a typed array of a lazy mapping mapped in now, as
+// MAP_POPULATE does for a whole file (madvise POPULATE_READ, Linux 5.14; older kernels: one read
+// per page on the pool's threads)
+napi_value PopulatePages(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  size_t n;
+  const uint8_t* p = typed<uint8_t>(env, a.v[0], napi_uint8_array, &n, "view");
+  if (n == 0) return undefined(env);
+  uintptr_t b, e;
+  page_span(p, n, true, b, e);
+  if (madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ) != 0) {
+    const int64_t page = int64_t(sysconf(_SC_PAGESIZE)), pages = int64_t((e - b) / uintptr_t(page));
+    auto touch = [&](int64_t i) { reinterpret_cast<volatile uint8_t*>(b)[i * page]; };
+    if (pool) pool->parallel_for(pages, touch);
+    else for (int64_t i = 0; i < pages; i++) touch(i);
+  }
+  return undefined(env);
+}
+
+// createMappedFile(path, bytes) → ArrayBuffer over a new file of `bytes` bytes (it must not
+// exist), mapped shared and writable: what is written there goes to the file through the page
+// cache (a prepared copy of weights, written once and mapped by later loads)
+napi_value CreateMappedFile(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2);
+  char path[4096];
+  size_t n;
+  NAPI(napi_get_value_string_utf8(env, a.v[0], path, sizeof path, &n));
+  const size_t size = size_t(num(env, a.v[1]));
+  if (size == 0) throw Err{"createMappedFile: size must be positive"};
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) throw Err{std::string("cannot create ") + path + ": " + std::strerror(errno)};
+  // the file's blocks reserved (and its size set) now: a write into a sparse shared mapping on a
+  // full disk would be SIGBUS, not an error
+  const int fe = posix_fallocate(fd, 0, off_t(size));
+  if (fe != 0) {
+    close(fd);
+    unlink(path);
+    throw Err{std::string("cannot reserve ") + std::to_string(size) + " bytes for " + path + ": " + std::strerror(fe)};
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    unlink(path);
+    throw Err{std::string("cannot map ") + path};
+  }
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
+    munmap(p, size);
+    throw Err{"external array buffers are not allowed in this runtime"};
+  }
+  return ab;
+}
+
+// syncMapping(view) → whether the pages under a view of a shared mapping reached the disk (msync)
+napi_value SyncMapping(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  size_t n;
+  const uint8_t* p = typed<uint8_t>(env, a.v[0], napi_uint8_array, &n, "view");
+  uintptr_t b, e;
+  page_span(p, n, true, b, e);
+  napi_value r;
+  NAPI(napi_get_boolean(env, n == 0 || msync(reinterpret_cast<void*>(b), e - b, MS_SYNC) == 0, &r));
+  return r;
+}
+
 // madvise DONTNEED over the whole pages in [p, p + bytes): a private file mapping's pages leave
 // the process (they stay in the page cache, and a later read faults them back in)
 void drop_pages(const void* p, size_t bytes) {
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t b = (uintptr_t(p) + page - 1) & ~(page - 1);
-  const uintptr_t e = (uintptr_t(p) + bytes) & ~(page - 1);
+  uintptr_t b, e;
+  page_span(p, bytes, false, b, e);
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
@@ -1387,6 +1466,9 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("attention", Attention);
   EXPORT("moe", Moe);
   EXPORT("mapFile", MapFile);
+  EXPORT("populatePages", PopulatePages);
+  EXPORT("createMappedFile", CreateMappedFile);
+  EXPORT("syncMapping", SyncMapping);
   EXPORT("readBandwidth", ReadBandwidth);
   EXPORT("allocWeights", AllocWeights);
   EXPORT("requantizeInt8", RequantizeInt8);

@@ -6,6 +6,7 @@
  * the native kernels are tested against.
  */
 import { type QMatrix, qmatrixBytes, rowSlice } from '../weights/qmatrix.js';
+import type { PreparedStore } from '../weights/prepared-store.js';
 
 /** RoPE in the half-split (NeoX) form with YaRN-scaled inverse frequencies and concentration. */
 export interface RopeSpec {
@@ -194,8 +195,13 @@ export interface Backend {
 }
 
 export interface PrepareExpertsOptions {
-  /** a whole second copy of the expert weights is allowed (LoadOptions.repackExperts, resolved) */
+  /** a whole second copy of the expert weights in memory is allowed (LoadOptions.repackExperts, resolved) */
   repack?: boolean;
+  /**
+   * where the second layout may be kept on disk and mapped (src/weights/prepared-store.ts):
+   * taken before a copy in memory, for matrices mapped from a checkpoint
+   */
+  store?: PreparedStore | null;
 }
 
 /**

@@ -28,7 +28,14 @@ interface Addon {
     conc: number, rotaryDim: number): void;
   attention(...args: unknown[]): void;
   moe(...args: unknown[]): void;
-  mapFile(path: string): ArrayBuffer;
+  /** a read-only mapping of a file, its pages faulted in at once unless `lazy` */
+  mapFile(path: string, lazy?: boolean): ArrayBuffer;
+  /** the pages under a view of a lazy mapping faulted in now (absent in addons built before it) */
+  populatePages?(view: Uint8Array): void;
+  /** a new file of `bytes` bytes mapped shared and writable */
+  createMappedFile?(path: string, bytes: number): ArrayBuffer;
+  /** msync of the pages under a view of a shared mapping: whether they reached the disk */
+  syncMapping?(view: Uint8Array): boolean;
   readBandwidth(buf: Uint8Array, reps: number): number;
   /** zeroed huge-page-backed memory for weights made at load time */
   allocWeights?(bytes: number): ArrayBuffer;
@@ -63,15 +70,29 @@ export function loadAddon(): Addon | null {
     if (!fs.existsSync(ADDON_PATH)) throw new Error(`${ADDON_PATH} is not built (run npm ci)`);
     addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
     // zero-copy weights: checkpoints are memory-mapped rather than read
-    const mapped = new WeakSet<ArrayBufferLike>();
+    // (lazy where the addon can populate ranges: a checkpoint's tensors are faulted in as they
+    // are read, and those a prepared copy replaces never are)
+    const mapped = new WeakMap<ArrayBufferLike, string>();
+    const lazy = !!addon.populatePages;
+    const map = (p: string, lazyMap: boolean): ArrayBuffer => {
+      const st = fs.statSync(p);
+      const buf = addon!.mapFile(p, lazyMap);
+      mapped.set(buf, `${fs.realpathSync(p)}|${st.dev}:${st.ino}|${st.size}|${st.mtimeMs}`);
+      return buf;
+    };
     if (!process.env.TESSERA_NO_MMAP) {
-      SafetensorsFile.mapper = (p) => {
-        const buf = addon!.mapFile(p);
-        mapped.add(buf);
-        return buf;
-      };
+      SafetensorsFile.mapper = (p) => map(p, lazy);
+      if (lazy) SafetensorsFile.populate = (v) => addon!.populatePages!(v);
     }
     weightMemory.isMapped = (buf) => mapped.has(buf);
+    weightMemory.sourceOf = (v) => {
+      const file = mapped.get(v.buffer);
+      return file === undefined ? null : `${file}|${v.byteOffset}|${v.byteLength}`;
+    };
+    if (addon.createMappedFile && addon.syncMapping) {
+      const { createMappedFile, syncMapping } = addon;
+      weightMemory.files = { map: (p) => map(p, false), create: (p, n) => createMappedFile(p, n), sync: (v) => syncMapping(v) };
+    }
     if (addon.allocWeights) weightMemory.alloc = (bytes) => addon!.allocWeights!(bytes);
     if (addon.requantizeInt8) weightMemory.requantizeInt8 = (...args) => addon!.requantizeInt8!(...args);
   } catch (e) {
@@ -122,6 +143,9 @@ export class NativeBackend implements Backend {
   private readonly q8: boolean;
   /** bytes of expert weights this backend copied into a second layout at load (prepareExperts) */
   repackedBytes = 0;
+  /** of those, bytes mapped from the prepared store, and bytes this load wrote into it */
+  preparedBytesMapped = 0;
+  preparedBytesWritten = 0;
 
   constructor(private readonly a: Addon, readonly threads: number, isa = 'auto', readonly activations: ActivationPrecision = 'f32') {
     if (!initialised || initialised.threads !== threads || initialised.requested !== isa) {
@@ -191,10 +215,12 @@ export class NativeBackend implements Backend {
   /**
    * With q8 activations, MXFP4 experts get a second layout at load, the one the chosen kernels
    * read:
-   * - AVX-512 VNNI: the blocks and scales with 16 rows in lanes (QMatrix.rows16 / scales16), in
-   *   huge-page memory; the mapped checkpoint's copy leaves this process (it stays in the page
-   *   cache), so the experts stay resident once. The kernel then needs no transposes and no
-   *   horizontal sums (kernels_impl.inc, q8_r16_mxfp4).
+   * - AVX-512 VNNI: the blocks and scales with 16 rows in lanes (QMatrix.rows16 / scales16),
+   *   mapped from the prepared store (`opts.store`: written at the first load, mapped at later
+   *   ones; the checkpoint's expert ranges are then never read), or in huge-page memory where
+   *   `opts.repack` allows (the mapped checkpoint's copy leaves this process; it stays in the
+   *   page cache). Either way the experts stay resident once. The kernel then needs no
+   *   transposes and no horizontal sums (kernels_impl.inc, q8_r16_mxfp4).
    * - AVX2: the scales again in oct order (QMatrix.scalesOct): the one-token kernel reads them
    *   as it goes and the 2-4 token passes without a transpose (the scale tables were about a
    *   tenth of the MoE's time at one token; one token's MoE layer 0.88× the time, 3 tokens
@@ -205,7 +231,7 @@ export class NativeBackend implements Backend {
     if (!this.q8) return bank;
     let one: ((m: QMatrix, rows: number) => QMatrix) | null = null;
     if (this.a.packRows16 && this.a.usesRows16?.()) {
-      if (opts.repack) one = (m, rows) => this.rows16(m, rows);
+      if (opts.repack || opts.store) one = (m, rows) => this.rows16(m, rows, opts);
     } else if (this.a.octScales && this.a.usesOctScales?.()) one = (m, rows) => this.octScales(m, rows);
     if (!one) return bank;
     const prep = (w: ExpertWeights, rows: number): ExpertWeights =>
@@ -226,16 +252,42 @@ export class NativeBackend implements Backend {
     return { ...m, layout: 'rows16' };
   }
 
-  /** m with rows16 / scales16, when it is MXFP4 and its experts (of `rows` rows) are sets of 16 rows */
-  private rows16(m: QMatrix, rows: number): QMatrix {
+  /**
+   * m with rows16 / scales16, when it is MXFP4 and its experts (of `rows` rows) are sets of 16
+   * rows: from the prepared store where it has them or can take them (mapped checkpoints only),
+   * else a copy in memory where `repack` allows one, else m as it is
+   */
+  private rows16(m: QMatrix, rows: number, opts: PrepareExpertsOptions): QMatrix {
     if (m.format !== 'mxfp4' || rows % 16 !== 0 || m.rows % 16 !== 0 || m.rows16) return m;
     const G = m.cols / 32;
-    const n = m.rows * G * 16;
-    const blocks = weightMemory.alloc && n >= 1 << 20 ? new Uint8Array(weightMemory.alloc(n)) : new Uint8Array(n);
+    const sizes = [m.rows * G * 16, m.rows * G];
+    const release = weightMemory.isMapped(m.blocks.buffer) && weightMemory.isMapped(m.scales.buffer);
+    const from = [weightMemory.sourceOf(m.blocks), weightMemory.sourceOf(m.scales)];
+    const key = opts.store && from[0] && from[1] ? `mxfp4 rows16 v1 ${m.rows}x${m.cols}\n${from[0]}\n${from[1]}` : null;
+    if (opts.store && key) {
+      const got = opts.store.load(key, sizes);
+      if (got) {
+        this.repackedBytes += sizes[0] + sizes[1];
+        this.preparedBytesMapped += sizes[0] + sizes[1];
+        return { ...m, rows16: got[0], scales16: got[1] };
+      }
+      const entry = opts.store.create(key, sizes);
+      if (entry) {
+        const [blocks, scales] = entry.parts;
+        this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, release);
+        if (entry.commit()) {
+          this.repackedBytes += sizes[0] + sizes[1];
+          this.preparedBytesWritten += sizes[0] + sizes[1];
+          return { ...m, rows16: blocks, scales16: scales };
+        }
+      }
+    }
+    if (!opts.repack) return m;
+    const blocks = weightMemory.alloc && sizes[0] >= 1 << 20 ? new Uint8Array(weightMemory.alloc(sizes[0])) : new Uint8Array(sizes[0]);
     // (small pages for the scales, as for scalesOct below)
-    const scales = new Uint8Array(m.rows * G);
-    this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, weightMemory.isMapped(m.blocks.buffer) && weightMemory.isMapped(m.scales.buffer));
-    this.repackedBytes += n + scales.byteLength;
+    const scales = new Uint8Array(sizes[1]);
+    this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, release);
+    this.repackedBytes += sizes[0] + sizes[1];
     return { ...m, rows16: blocks, scales16: scales };
   }
 

@@ -46,6 +46,11 @@ export function checkKvCacheDtype(v: string | undefined): KvDtype {
   throw new InputError(`--kv-cache-dtype: expected f32, f16 or bf16, got "${v}"`);
 }
 
+/** --repack-experts' help, for every command that loads a model */
+export const REPACK_EXPERTS_HELP = 'auto, on or off: the MXFP4 experts in the layout the native q8 kernels read fastest, written once ' +
+  'to the prepared store (TESSERA_CACHE_DIR, else ~/.cache/tessera; "off" for none) and mapped by later loads, or else copied ' +
+  'in memory (on; auto: where memory holds the copy beside the checkpoint\'s page cache)';
+
 /** --repack-experts: auto, on or off */
 export function checkRepackExperts(v: string | undefined): RepackMode {
   if (v === undefined || v === 'auto' || v === 'on' || v === 'off') return v ?? 'auto';

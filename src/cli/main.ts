@@ -10,7 +10,7 @@ import { greedyGenerate, promptLogits } from '../engine/runner.js';
 import { speculativeGreedy } from '../engine/speculative.js';
 import { loadModel } from '../models/registry.js';
 import { TesseraError, InputError } from '../util/errors.js';
-import { checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, parseFloatArg, parseIds, parseIntArg } from './args.js';
+import { checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, REPACK_EXPERTS_HELP, parseFloatArg, parseIds, parseIntArg } from './args.js';
 import { COMMANDS } from './commands/index.js';
 
 function backendOption(cmd: Command): Command {
@@ -22,7 +22,7 @@ function precisionOptions(cmd: Command): Command {
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp; native backend)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
-    .option('--repack-experts <mode>', 'auto, on or off: a second copy of the MXFP4 experts in the layout the native q8 kernels read fastest (auto: where memory holds it beside the checkpoint\'s page cache)', 'auto');
+    .option('--repack-experts <mode>', REPACK_EXPERTS_HELP, 'auto');
 }
 
 /** the backend and load options of --backend / --dense-weights / --activations / --kv-cache-dtype / --repack-experts */

@@ -13,10 +13,11 @@ import { SequenceCache } from '../cache/sequence-cache.js';
 import { yarnRope, plainRope } from '../layers/rope.js';
 import { topkSoftmaxRouting } from '../layers/routing.js';
 import { Checkpoint } from '../weights/checkpoint.js';
+import { populateMapped } from '../weights/safetensors.js';
 import { ConfigReader } from '../weights/config.js';
 import { decodeToF32 } from '../weights/dtypes.js';
 import { QMatrix, denseMatrix, mxfp4Matrix, qmatrixBytes } from '../weights/qmatrix.js';
-import { type CacheShape, type CausalLM, type ForwardBatch, type LoadOptions, type ModelCache, denseWeightsTransform, repackExperts } from './model.js';
+import { type CacheShape, type CausalLM, type ForwardBatch, type LoadOptions, type ModelCache, denseWeightsTransform, expertPreparation } from './model.js';
 
 export interface GptOssConfig {
   vocabSize: number;
@@ -175,15 +176,23 @@ export class GptOssModel implements CausalLM {
     };
     // the backend's second layout of the experts, where it has one (native q8: oct-ordered scales,
     // or a repacked copy of the MXFP4 blocks where memory allows: LoadOptions.repackExperts)
-    const repack = repackExperts(opts.repackExperts, ckpt.bytes, cfg.nLayers * E * ((2 * I * H + H * I) / 32) * 17);
-    const prepare = (bank: ExpertBank): ExpertBank => backend.prepareExperts?.(bank, { repack }) ?? bank;
+    const how = expertPreparation(opts, ckpt.bytes, cfg.nLayers * E * ((2 * I * H + H * I) / 32) * 17);
+    // with a prepared store the experts' mapped pages are faulted in only if the backend keeps them
+    const lazy = !!how.store && !!backend.prepareExperts;
+    const prepare = (bank: ExpertBank): ExpertBank => {
+      const got = backend.prepareExperts?.(bank, how) ?? bank;
+      if (lazy) {
+        for (const m of [got.w1, got.w2].flat()) if (m.format === 'mxfp4' && !m.rows16) for (const v of [m.blocks, m.scales]) populateMapped(v);
+      }
+      return got;
+    };
     const layers: Layer[] = [];
     for (let l = 0; l < cfg.nLayers; l++) {
       const p = `model.layers.${l}`;
       const mx = (base: string, rows: number, cols: number) =>
         mxfp4Matrix(
-          ckpt.tensor(`${base}_blocks`, 'U8', [E, rows, cols / 32, 16]),
-          ckpt.tensor(`${base}_scales`, 'U8', [E, rows, cols / 32]),
+          ckpt.tensor(`${base}_blocks`, 'U8', [E, rows, cols / 32, 16], { lazy }),
+          ckpt.tensor(`${base}_scales`, 'U8', [E, rows, cols / 32], { lazy }),
         );
       const gub = ckpt.tensor(`${p}.mlp.experts.gate_up_proj_bias`, [...DENSE], [E, 2 * I]);
       const db = ckpt.tensor(`${p}.mlp.experts.down_proj_bias`, [...DENSE], [E, H]);

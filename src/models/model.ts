@@ -3,12 +3,13 @@ import * as os from 'node:os';
  * What every model definition offers the engine. A model composes Backend ops over a packed
  * batch; it never sees scheduling, only the per-step batch layout (ForwardBatch).
  */
-import type { AttentionMeta, Backend, KvDtype, KvLayerCache } from '../backend/backend.js';
+import type { AttentionMeta, Backend, KvDtype, KvLayerCache, PrepareExpertsOptions } from '../backend/backend.js';
 import type { BlockAllocator } from '../cache/block-allocator.js';
 import type { SequenceCache } from '../cache/sequence-cache.js';
 import type { RecurrentSnapshot } from '../cache/recurrent-state.js';
 import { decodeRow } from '../backend/reference.js';
 import { type QMatrix, requantizeInt8 } from '../weights/qmatrix.js';
+import { defaultPreparedDir, FilePreparedStore } from '../weights/prepared-store.js';
 
 export interface ForwardBatch extends AttentionMeta {
   /** token ids of every sequence's new tokens, flattened */
@@ -92,6 +93,11 @@ export interface LoadOptions {
    * cache and the copy beside it, so that loading again stays a warm read)
    */
   repackExperts?: RepackMode;
+  /**
+   * where a repacked copy is kept on disk and mapped by later loads (src/weights/prepared-store.ts);
+   * undefined: defaultPreparedDir() (TESSERA_CACHE_DIR, else ~/.cache/tessera); null: none
+   */
+  preparedDir?: string | null;
 }
 
 export type RepackMode = 'auto' | 'on' | 'off';
@@ -104,6 +110,18 @@ export function repackExperts(mode: RepackMode | undefined, checkpointBytes: num
   if (mode === 'on') return true;
   if (mode === 'off') return false;
   return totalMem >= checkpointBytes + copyBytes + REPACK_HEADROOM_BYTES;
+}
+
+/**
+ * How the experts' second layout is made (Backend.prepareExperts): unless `off`, from the
+ * prepared store on disk where one can be written (written once, mapped by later loads: no
+ * second copy beside the checkpoint in memory or in the page cache), else in memory where
+ * repackExperts() allows.
+ */
+export function expertPreparation(opts: LoadOptions, checkpointBytes: number, copyBytes: number, totalMem = os.totalmem()): PrepareExpertsOptions {
+  if (opts.repackExperts === 'off') return {};
+  const store = FilePreparedStore.open(opts.preparedDir === undefined ? defaultPreparedDir() : opts.preparedDir);
+  return { repack: repackExperts(opts.repackExperts, checkpointBytes, copyBytes, totalMem), store };
 }
 
 /**

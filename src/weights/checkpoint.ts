@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointError } from '../util/errors.js';
 import { DType } from './dtypes.js';
-import { SafetensorsFile, StoredTensor, TensorInfo } from './safetensors.js';
+import { type ReadOptions, SafetensorsFile, StoredTensor, TensorInfo } from './safetensors.js';
 
 export type Json = Record<string, unknown>;
 
@@ -93,7 +93,7 @@ export class Checkpoint {
   }
 
   /** Read a tensor, checking its dtype (one of `dtypes`) and shape. */
-  tensor(name: string, dtypes: DType | DType[], shape?: number[]): StoredTensor {
+  tensor(name: string, dtypes: DType | DType[], shape?: number[], opts?: ReadOptions): StoredTensor {
     const e = this.index.get(name);
     if (!e) throw new CheckpointError(`${this.dir}: missing tensor ${name}`);
     const ok = Array.isArray(dtypes) ? dtypes : [dtypes];
@@ -105,7 +105,7 @@ export class Checkpoint {
         `${e.file.path}: tensor ${name} has shape [${e.info.shape.join(', ')}], expected [${shape.join(', ')}]`,
       );
     }
-    return e.file.read(name);
+    return e.file.read(name, opts);
   }
 
   close(): void {

@@ -146,7 +146,18 @@ export const weightMemory: {
   requantizeInt8: ((src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean) => void) | null;
   /** is this buffer a read-only file mapping (so its pages may be dropped and faulted back)? */
   isMapped: (buf: ArrayBufferLike) => boolean;
-} = { alloc: null, requantizeInt8: null, isMapped: () => false };
+  /**
+   * where a view of a mapped file comes from (file identity: path, device and inode, size,
+   * mtime; then the view's offset and length), null for other memory: what a prepared copy of
+   * the bytes is keyed by (src/weights/prepared-store.ts)
+   */
+  sourceOf: (view: Uint8Array) => string | null;
+  /**
+   * files of prepared weights: `map` a whole file read-only (faulted in), `create` a new file of
+   * n bytes mapped shared and writable, `sync` a view of such a mapping to the disk
+   */
+  files: { map(path: string): ArrayBuffer; create(path: string, bytes: number): ArrayBuffer; sync(view: Uint8Array): boolean } | null;
+} = { alloc: null, requantizeInt8: null, isMapped: () => false, sourceOf: () => null, files: null };
 
 /**
  * Re-quantise a dense matrix to int8 with one absmax scale per row (bytes per weight ≈ 1, as

@@ -26,6 +26,19 @@ export interface StoredTensor {
 
 const MAX_HEADER = 100 * 1024 * 1024;
 
+export interface ReadOptions {
+  /**
+   * a mapped tensor's pages are left to fault in when first read (for tensors a backend may
+   * serve from a prepared copy instead: NativeBackend.prepareExperts); read() maps them in otherwise
+   */
+  lazy?: boolean;
+}
+
+/** a view read with `lazy` faulted in now, where it is a lazy mapping (a no-op otherwise) */
+export function populateMapped(view: Uint8Array): void {
+  SafetensorsFile.populate?.(view);
+}
+
 export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata: Record<string, string> = {};
@@ -33,6 +46,8 @@ export class SafetensorsFile {
   private mapping: ArrayBuffer | null | undefined;
   /** maps a whole file read-only (set by the native backend's loader); null: read instead */
   static mapper: ((path: string) => ArrayBuffer) | null = null;
+  /** where the mapper maps lazily: faults in the pages under a view (read() does, unless `lazy`) */
+  static populate: ((view: Uint8Array) => void) | null = null;
 
   constructor(readonly path: string) {
     let size: number;
@@ -119,14 +134,16 @@ export class SafetensorsFile {
    * One tensor's bytes: a view into the file's memory mapping where one is available (zero
    * copy; the page cache is the only copy), else a fresh buffer read from the file.
    */
-  read(name: string): StoredTensor {
+  read(name: string, opts: ReadOptions = {}): StoredTensor {
     const info = this.tensors.get(name);
     if (!info) throw new CheckpointError(`${this.path}: tensor ${name} not found`);
     if (this.fd === null) throw new CheckpointError(`${this.path}: file already closed`);
     if (this.mapping === undefined) this.mapping = SafetensorsFile.mapper ? SafetensorsFile.mapper(this.path) : null;
     const elem = Math.min(4, DTYPE_BYTES[info.dtype]);
     if (this.mapping && info.offset % elem === 0) {
-      return { name, dtype: info.dtype, shape: info.shape.slice(), data: new Uint8Array(this.mapping, info.offset, info.byteLength) };
+      const data = new Uint8Array(this.mapping, info.offset, info.byteLength);
+      if (!opts.lazy) SafetensorsFile.populate?.(data);
+      return { name, dtype: info.dtype, shape: info.shape.slice(), data };
     }
     const data = new Uint8Array(info.byteLength);
     let done = 0;

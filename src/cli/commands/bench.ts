@@ -1,7 +1,7 @@
 /** `tessera bench`: throughput, latency, memory and roofline figures for one checkpoint. */
 import type { Command } from 'commander';
 import { runBench } from '../../../bench/model-bench.js';
-import { checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, parseIntArg } from '../args.js';
+import { checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, REPACK_EXPERTS_HELP, parseIntArg } from '../args.js';
 
 export function register(program: Command): void {
   program.command('bench')
@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .option('--dense-weights <fmt>', 'bf16 (as stored, exact) or int8 (re-quantised, ≈ q8_0 bytes)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
-    .option('--repack-experts <mode>', 'auto, on or off: a second copy of the MXFP4 experts in the layout the native q8 kernels read fastest (auto: where memory holds it beside the checkpoint\'s page cache)', 'auto')
+    .option('--repack-experts <mode>', REPACK_EXPERTS_HELP, 'auto')
     .option('--profile', 'also time each op of one more prefill and of a few decode steps (1 sequence and the largest --batch): ms, weight bytes and GB/s, multiply-adds and GMAC/s per op')
     .option('--json', 'print one JSON object')
     .action((o) => {

@@ -8,7 +8,7 @@ import * as readline from 'node:readline';
 import type { Command } from 'commander';
 import { Tessera } from '../../api/tessera.js';
 import { InputError, TesseraError } from '../../util/errors.js';
-import { parseIntArg, checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts } from '../args.js';
+import { parseIntArg, checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, REPACK_EXPERTS_HELP } from '../args.js';
 
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .option('--dense-weights <fmt>', 'bf16 (as stored) or int8 (re-quantised)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations, as llama.cpp)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
-    .option('--repack-experts <mode>', 'auto, on or off: a second copy of the MXFP4 experts in the layout the native q8 kernels read fastest (auto: where memory holds it beside the checkpoint\'s page cache)', 'auto')
+    .option('--repack-experts <mode>', REPACK_EXPERTS_HELP, 'auto')
     .action(async (o) => {
       if (!['low', 'medium', 'high'].includes(o.effort)) throw new InputError(`--effort: expected low, medium or high, got "${o.effort}"`);
       const color = process.stdout.isTTY === true;

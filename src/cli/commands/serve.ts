@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Tessera } from '../../api/tessera.js';
 import { buildServer } from '../../server/app.js';
 import { InputError } from '../../util/errors.js';
-import { checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, parseIntArg } from '../args.js';
+import { checkActivations, checkDenseWeights, checkKvCacheDtype, checkRepackExperts, REPACK_EXPERTS_HELP, parseIntArg } from '../args.js';
 import { parseByteSize } from './sizes.js';
 
 export function register(program: Command): void {
@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--dense-weights <fmt>', 'bf16 (as stored) or int8 (re-quantised)', 'bf16')
     .option('--activations <fmt>', 'f32 (exact) or int8 (q8 activations for MXFP4/int8 weights, as llama.cpp)', 'f32')
     .option('--kv-cache-dtype <type>', 'KV cache elements: f32 (exact), f16 or bf16 (half the memory)', 'f32')
-    .option('--repack-experts <mode>', 'auto, on or off: a second copy of the MXFP4 experts in the layout the native q8 kernels read fastest (auto: where memory holds it beside the checkpoint\'s page cache)', 'auto')
+    .option('--repack-experts <mode>', REPACK_EXPERTS_HELP, 'auto')
     .action(async (o) => {
       const t = await Tessera.load(o.model, {
         backend: o.backend, threads: o.threads, denseWeights: checkDenseWeights(o.denseWeights), activations: checkActivations(o.activations), modelName: o.servedModelName,
