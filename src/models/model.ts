@@ -88,9 +88,11 @@ export interface LoadOptions {
   kvCacheDtype?: KvDtype;
   /**
    * a second copy of the MXFP4 experts in the layout the backend's kernels read fastest (native
-   * q8 on AVX-512 VNNI: 16 rows in lanes; the copy replaces the mapped experts in memory): `on`,
-   * `off`, or `auto` (the default: on where the machine's memory holds the checkpoint's page
-   * cache and the copy beside it, so that loading again stays a warm read)
+   * q8 on AVX-512 VNNI: 16 rows in lanes; the copy replaces the mapped experts in memory): `on`
+   * and `auto` (the default) take it from the prepared store on disk (`preparedDir`: written at
+   * the first load, mapped by later ones) where it can be written; else `on` copies in memory
+   * at each load, and `auto` does so only where the machine's memory holds the checkpoint's page
+   * cache and the copy beside it (so that loading again stays a warm read); `off`: neither
    */
   repackExperts?: RepackMode;
   /**
