@@ -976,6 +976,16 @@ void finalize_mapping(napi_env, void* data, void* hint) {
   munmap(data, size_t(reinterpret_cast<uintptr_t>(hint)));
 }
 
+// an ArrayBuffer over the mapping [p, p + size), unmapped when the buffer is collected
+napi_value mapping_buffer(napi_env env, void* p, size_t size) {
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
+    munmap(p, size);
+    throw Err{"external array buffers are not allowed in this runtime"};
+  }
+  return ab;
+}
+
 // mapFile(path, lazy) → ArrayBuffer over a read-only private mapping (zero-copy weights); the
 // pages are faulted in at once unless `lazy` (then populatePages maps the ranges a loader uses,
 // so that tensors it never reads, such as experts served from a prepared copy, stay on disk)
@@ -993,12 +1003,7 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
   void* p = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE | (lazy ? 0 : MAP_POPULATE), fd, 0) : nullptr;
   close(fd);
   if (p == MAP_FAILED) throw Err{std::string("cannot map ") + path};
-  napi_value ab;
-  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
-    munmap(p, size);
-    throw Err{"external array buffers are not allowed in this runtime"};
-  }
-  return ab;
+  return mapping_buffer(env, p, size);
 }
 
 // allocWeights(bytes) → a zeroed ArrayBuffer of anonymous memory asking for transparent huge
@@ -1015,12 +1020,7 @@ napi_value AllocWeights(napi_env env, napi_callback_info info) {
 #ifdef MADV_HUGEPAGE
   madvise(p, size, MADV_HUGEPAGE);
 #endif
-  napi_value ab;
-  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
-    munmap(p, size);
-    throw Err{"external array buffers are not allowed in this runtime"};
-  }
-  return ab;
+  return mapping_buffer(env, p, size);
 }
 
 // The whole pages over [p, p + bytes): [b, e)
@@ -1079,12 +1079,7 @@ napi_value CreateMappedFile(napi_env env, napi_callback_info info) {
     unlink(path);
     throw Err{std::string("cannot map ") + path};
   }
-  napi_value ab;
-  if (napi_create_external_arraybuffer(env, p, size, finalize_mapping, reinterpret_cast<void*>(uintptr_t(size)), &ab) != napi_ok) {
-    munmap(p, size);
-    throw Err{"external array buffers are not allowed in this runtime"};
-  }
-  return ab;
+  return mapping_buffer(env, p, size);
 }
 
 // syncMapping(view) → whether the pages under a view of a shared mapping reached the disk (msync)

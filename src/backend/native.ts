@@ -260,15 +260,15 @@ export class NativeBackend implements Backend {
   private rows16(m: QMatrix, rows: number, opts: PrepareExpertsOptions): QMatrix {
     if (m.format !== 'mxfp4' || rows % 16 !== 0 || m.rows % 16 !== 0 || m.rows16) return m;
     const G = m.cols / 32;
-    const sizes = [m.rows * G * 16, m.rows * G];
+    const sizes = [m.rows * G * 16, m.rows * G], total = sizes[0] + sizes[1];
     const release = weightMemory.isMapped(m.blocks.buffer) && weightMemory.isMapped(m.scales.buffer);
     const from = [weightMemory.sourceOf(m.blocks), weightMemory.sourceOf(m.scales)];
     const key = opts.store && from[0] && from[1] ? `mxfp4 rows16 v1 ${m.rows}x${m.cols}\n${from[0]}\n${from[1]}` : null;
     if (opts.store && key) {
       const got = opts.store.load(key, sizes);
       if (got) {
-        this.repackedBytes += sizes[0] + sizes[1];
-        this.preparedBytesMapped += sizes[0] + sizes[1];
+        this.repackedBytes += total;
+        this.preparedBytesMapped += total;
         return { ...m, rows16: got[0], scales16: got[1] };
       }
       const entry = opts.store.create(key, sizes);
@@ -276,8 +276,8 @@ export class NativeBackend implements Backend {
         const [blocks, scales] = entry.parts;
         this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, release);
         if (entry.commit()) {
-          this.repackedBytes += sizes[0] + sizes[1];
-          this.preparedBytesWritten += sizes[0] + sizes[1];
+          this.repackedBytes += total;
+          this.preparedBytesWritten += total;
           return { ...m, rows16: blocks, scales16: scales };
         }
       }
@@ -287,7 +287,7 @@ export class NativeBackend implements Backend {
     // (small pages for the scales, as for scalesOct below)
     const scales = new Uint8Array(sizes[1]);
     this.a.packRows16!(m.blocks, m.scales, m.rows, G, blocks, scales, release);
-    this.repackedBytes += sizes[0] + sizes[1];
+    this.repackedBytes += total;
     return { ...m, rows16: blocks, scales16: scales };
   }
 
