@@ -175,7 +175,8 @@ export class GptOssModel implements CausalLM {
       return decodeToF32(t.dtype, t.data, name);
     };
     // the backend's second layout of the experts, where it has one (native q8: oct-ordered scales,
-    // or a repacked copy of the MXFP4 blocks where memory allows: LoadOptions.repackExperts)
+    // or the MXFP4 blocks repacked: from the prepared store, else in memory where it allows;
+    // LoadOptions.repackExperts)
     const how = expertPreparation(opts, ckpt.bytes, cfg.nLayers * E * ((2 * I * H + H * I) / 32) * 17);
     // with a prepared store the experts' mapped pages are faulted in only if the backend keeps them
     const lazy = !!how.store && !!backend.prepareExperts;

@@ -92,8 +92,7 @@ export class FilePreparedStore implements PreparedStore {
     }
     if (!st.isFile() || st.size !== total) return null;
     const buf = files.map(file);
-    const got = new Uint8Array(buf, 0, h.length);
-    if (!Buffer.from(got).equals(Buffer.from(h))) return null;
+    if (!Buffer.from(buf, 0, h.length).equals(h)) return null;
     this.mapped += total;
     return this.layout(buf, sizes);
   }
