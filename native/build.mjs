@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the native addon (native/build/tessera.node) with the system g++: one binary holding
-// generic, AVX2 and AVX-512 kernels, chosen at run time. Run by `npm ci` / `npm install`.
+// generic, AVX2, AVX-512 (plain and VNNI) and AMX kernels, chosen at run time. Run by `npm ci` / `npm install`.
 // A failed build is reported but does not fail the install: Tessera then runs on the
 // TypeScript reference backend.
 import { spawn } from 'node:child_process';
@@ -32,6 +32,7 @@ const units = [
   ['kernels_avx2.cpp', ['-mavx2', '-mfma', '-mf16c']],
   ['kernels_avx512.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mfma', '-mf16c']],
   ['kernels_avx512vnni.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx512vnni', '-mfma', '-mf16c']],
+  ['kernels_amx.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx512vnni', '-mamx-tile', '-mamx-int8', '-mfma', '-mf16c']],
 ];
 
 function run(args) {

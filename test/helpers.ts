@@ -62,7 +62,7 @@ export function maxAbs(a: Float32Array, b: Float32Array): number {
 }
 
 /** the ISAs every native kernel test runs on (those the CPU lacks are refused and reported) */
-export const NATIVE_ISAS = ['avx512vnni', 'avx512', 'avx2', 'generic'];
+export const NATIVE_ISAS = ['amx', 'avx512vnni', 'avx512', 'avx2', 'generic'];
 
 /**
  * A native backend pinned to `isa`, or null (with a diagnostic) where this CPU lacks it: the

@@ -248,7 +248,7 @@ for (const isa of NATIVE_ISAS) {
     const be = nativeOn(t, isa, 'int8');
     if (!be) return;
     const reads = addon!.usesRows16!();
-    assert.equal(reads, isa === 'avx512vnni', `${isa}: the kernels that read the 16-row layout`);
+    assert.equal(reads, isa === 'avx512vnni' || isa === 'amx', `${isa}: the kernels that read the 16-row layout`);
     // 1 to 9 blocks and 2880 inputs; rows in whole sets of 16 (a copy is made only then) and not
     for (const [rows, cols] of [[16, 32], [32, 64], [48, 288], [16, 2880], [24, 96], [40, 160], [1040, 64]]) {
       const w = mxfp4(rows, cols);
@@ -270,7 +270,7 @@ for (const isa of NATIVE_ISAS) {
             assert.equal(p.scales16[(s16 * G + b) * 16 + i], w.scales[r * G + b]);
           }
       }
-      for (const T of [1, 2, 3, 7, 8, 9, 17]) {
+      for (const T of [1, 2, 3, 7, 8, 9, 17, 40]) {
         const x = randF32(T * cols, 2), bias = randF32(rows);
         assert.deepEqual(be.linear(x, T, p, bias), be.linear(x, T, w, bias), `${rows}x${cols} T=${T}: the same bits with the 16-row copy`);
       }
@@ -315,7 +315,8 @@ for (const isa of NATIVE_ISAS) {
       // the reference backend reads the layout too
       const x1 = randF32(2 * cols);
       assert.deepEqual(ref.linear(x1, 2, p), ref.linear(x1, 2, { format: 'int8', rows, cols, data: orig, rowScale: p.rowScale }));
-      for (const T of [1, 2, 3, 7, 8, 9, 17]) {
+      // (AMX: tiles for each whole 16 tokens, VNNI for the rest)
+      for (const T of [1, 2, 3, 7, 8, 9, 17, 33]) {
         const x = randF32(T * cols, 2), bias = randF32(rows);
         const got = be.linear(x, T, p, bias);
         const { y: want } = q8Linear(x, T, p);
@@ -354,7 +355,7 @@ test('MXFP4 with q8 activations: every ISA gives the same bits (one block-by-blo
 
 // AVX2's kernels read the oct-ordered scales (every x86-64 machine here has AVX2); AVX-512
 // VNNI's the 16-row layout, made from the mapped checkpoint, whose pages then leave the process
-for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16']] as const) {
+for (const [isa, layout] of [['avx2', 'scalesOct'], ['avx512vnni', 'rows16'], ['amx', 'rows16']] as const) {
   test(`a gpt-oss checkpoint loaded with q8 activations on ${isa} gets its experts' ${layout}, and its logits keep their bits`, { skip: !addon?.octScales && 'addon not built' }, (t) => {
     const dir = modelFixtureDirs('gpt-oss')[0];
     assert.ok(dir, 'a gpt-oss fixture');

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <algorithm>
 #include <chrono>
@@ -467,7 +468,15 @@ napi_value undefined(napi_env env) {
   return u;
 }
 
-// init(threads, isa) → "avx512vnni" | "avx512" | "avx2" | "generic"
+// AMX tiles need the CPU's flags and Linux's leave to use their state (asked once per process:
+// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA; kernels before 5.16 refuse it)
+bool amx_usable() {
+  static const bool ok = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8") &&
+                         syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+  return ok;
+}
+
+// init(threads, isa) → "amx" | "avx512vnni" | "avx512" | "avx2" | "generic"
 napi_value Init(napi_env env, napi_callback_info info) {
   Args a(env, info, 2);
   int threads = int(num(env, a.v[0]));
@@ -480,9 +489,12 @@ napi_value Init(napi_env env, napi_callback_info info) {
   bool hasVnni = has512 && __builtin_cpu_supports("avx512vnni");
   if (want == "avx512" && !has512) throw Err{"this CPU lacks AVX-512"};
   if (want == "avx512vnni" && !hasVnni) throw Err{"this CPU lacks AVX-512 VNNI"};
+  const bool hasAmx = hasVnni && (want == "amx" || want == "auto") && amx_usable();
+  if (want == "amx" && !hasAmx) throw Err{"this CPU lacks AMX int8 tiles (or the kernel does not allow them)"};
   if (want == "avx2" && !has2) throw Err{"this CPU lacks AVX2/FMA"};
   if (want == "generic") K = &kernels_generic();
   else if (want == "avx2") K = &kernels_avx2();
+  else if (hasAmx) K = &kernels_amx();
   else if (want == "avx512vnni" || (want == "auto" && hasVnni)) K = &kernels_avx512vnni();
   else if (want == "avx512" || (want == "auto" && has512)) K = &kernels_avx512();
   else if (has2) K = &kernels_avx2();

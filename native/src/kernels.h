@@ -160,5 +160,6 @@ const KernelTable& kernels_generic();
 const KernelTable& kernels_avx2();
 const KernelTable& kernels_avx512();
 const KernelTable& kernels_avx512vnni();
+const KernelTable& kernels_amx();  // AVX-512 VNNI's, with AMX tiles from 16 tokens
 
 }  // namespace tessera
