@@ -32,7 +32,7 @@ const units = [
   ['kernels_avx2.cpp', ['-mavx2', '-mfma', '-mf16c']],
   ['kernels_avx512.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mfma', '-mf16c']],
   ['kernels_avx512vnni.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx512vnni', '-mfma', '-mf16c']],
-  ['kernels_amx.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx512vnni', '-mamx-tile', '-mamx-int8', '-mfma', '-mf16c']],
+  ['kernels_amx.cpp', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx512vnni', '-mavx512vbmi', '-mamx-tile', '-mamx-int8', '-mfma', '-mf16c']],
 ];
 
 function run(args) {

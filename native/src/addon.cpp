@@ -469,9 +469,10 @@ napi_value undefined(napi_env env) {
 }
 
 // AMX tiles need the CPU's flags and Linux's leave to use their state (asked once per process:
-// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA; kernels before 5.16 refuse it)
+// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA; kernels before 5.16 refuse it). The AMX build also
+// uses AVX-512 VBMI (every CPU with AMX has it).
 bool amx_usable() {
-  static const bool ok = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8") &&
+  static const bool ok = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("avx512vbmi") &&
                          syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
   return ok;
 }
