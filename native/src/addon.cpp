@@ -514,6 +514,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
   else K = &kernels_generic();
   if (threads < 1) threads = 1;
   pool.reset(new ThreadPool(threads));
+  pool->set_epilogue(K->clear_upper);
   napi_value r;
   NAPI(napi_create_string_utf8(env, K->isa, NAPI_AUTO_LENGTH, &r));
   return r;

@@ -48,6 +48,7 @@ void ThreadPool::worker_loop() {
     seen = g;
     if (stop_.load()) return;
     run_tasks();
+    if (epilogue_) epilogue_();
     done_.fetch_add(1);
   }
 }
@@ -56,6 +57,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
     for (int64_t i = 0; i < n; i++) fn(i);
+    if (epilogue_) epilogue_();
     return;
   }
   job_ = &fn;
@@ -68,6 +70,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
     cv_.notify_all();
   }
   run_tasks();
+  if (epilogue_) epilogue_();
   const int want = int(workers_.size());
   while (done_.load() < want) _mm_pause();
 }

@@ -31,6 +31,8 @@ class ThreadPool {
   int size() const { return int(workers_.size()) + 1; }
   // run fn(i) for i in [0, n), spread over all threads; returns when every task is done
   void parallel_for(int64_t n, const std::function<void(int64_t)>& fn);
+  // run by each thread after its share of every job (KernelTable::clear_upper), or nothing
+  void set_epilogue(void (*fn)()) { epilogue_ = fn; }
 
  private:
   void worker_loop();
@@ -43,6 +45,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   int64_t total_ = 0;
   const std::function<void(int64_t)>* job_ = nullptr;
+  void (*epilogue_)() = nullptr;
   std::mutex m_;
   std::condition_variable cv_;
 };
