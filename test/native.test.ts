@@ -146,9 +146,11 @@ for (const isa of NATIVE_ISAS) {
     assert.ok(nanY[0] === 32 && Number.isNaN(nanY[1]), `fp8 NaN code: ${nanY[0]}, ${nanY[1]}`);
 
     // MoE over an MXFP4 bank, bf16, FP8 and NVFP4 relu² banks (Nemotron's formats)
-    for (const [fmt, act] of [['mxfp4', { kind: 'swiglu_oai', alpha: 1.702, limit: 7 }], ['bf16', { kind: 'relu2' }],
-      ['fp8', { kind: 'relu2' }], ['nvfp4', { kind: 'relu2' }]] as const) {
-      const E = 5, dIn = 64, I = 32, dOut = 64;
+    // (and SwiGLU over 37 pairs, with inputs that take the gates past both clamps and deep into
+    // the sigmoid's tails: the AVX-512 activation's 16-wide body, its scalar tail and its exp)
+    for (const [fmt, act, I, xs] of [['mxfp4', { kind: 'swiglu_oai', alpha: 1.702, limit: 7 }, 32, 1], ['bf16', { kind: 'relu2' }, 32, 1],
+      ['fp8', { kind: 'relu2' }, 32, 1], ['nvfp4', { kind: 'relu2' }, 32, 1], ['bf16', { kind: 'swiglu_oai', alpha: 1.702, limit: 7 }, 37, 12]] as const) {
+      const E = 5, dIn = 64, dOut = 64;
       const w1Rows = act.kind === 'swiglu_oai' ? 2 * I : I;
       // (FP8: the 16 × 16 blocks, which never straddle two experts' rows)
       const pick = (m: QMatrix[]) => m.find((q) => q.format === fmt && (q.format !== 'fp8' || q.blockRows === 16))!;
@@ -160,8 +162,8 @@ for (const isa of NATIVE_ISAS) {
       };
       const T = 6, k = 2;
       const routing = { k, experts: Int32Array.from([0, 3, 3, 1, 4, 0, 2, 3, 1, 0, 4, 2]), weights: randF32(T * k) };
-      const x = randF32(T * dIn);
-      close(be.moeExperts(x, T, routing, bank), ref.moeExperts(x, T, routing, bank), `moe ${fmt}`, 2e-5);
+      const x = randF32(T * dIn, xs);
+      close(be.moeExperts(x, T, routing, bank), ref.moeExperts(x, T, routing, bank), `moe ${fmt} ${act.kind} I=${I}`, 2e-5);
     }
   });
 }

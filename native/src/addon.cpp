@@ -947,19 +947,12 @@ napi_value Moe(napi_env env, napi_callback_info info) {
     thread_local std::vector<float> av;
     av.resize(inter);
     const float* h = H + p * R1;
-    for (int64_t c = c0; c < c1; c++) {
-      float r;
-      if (swiglu) {
-        float g = h[2 * c], l = h[2 * c + 1];
-        g = std::min(g, limit);
-        l = std::max(-limit, std::min(l, limit));
-        r = (g / (1.f + std::exp(-alpha * g))) * (l + 1.f);
-      } else {
-        float v = std::max(0.f, h[c]);
-        r = v * v;
+    if (swiglu) K->swiglu(h, c0, c1, alpha, limit, av.data());
+    else
+      for (int64_t c = c0; c < c1; c++) {
+        const float v = std::max(0.f, h[c]);
+        av[c] = v * v;
       }
-      av[c] = r;
-    }
     uint8_t* dst = A + p * xs2;
     // (q8 groups are 128 or 64 inputs and de-interleaving works per 32: pieces of 128 split neither)
     if (q8_2) q8_token(w2.format, av.data(), inter, dst, c0 / q8_group_cols(w2.format), (c1 + q8_group_cols(w2.format) - 1) / q8_group_cols(w2.format));
