@@ -423,23 +423,27 @@ void run_segments(std::vector<Segment> segs) {
     maxT = std::max(maxT, s.T);
   }
   const int64_t threads = pool->size();
-  const int64_t chunk = std::max<int64_t>(32, ((total_rows / (threads * 4)) + 31) / 32 * 32);
+  // decode (≤ 16 tokens: bound by the weights' stream) in 2 chunks a thread, longer jobs in 4
+  const bool decode = maxT <= 16;
+  const int64_t chunk = std::max<int64_t>(32, ((total_rows / (threads * (decode ? 2 : 4))) + 31) / 32 * 32);
   int64_t row_tasks = 0;
   for (auto& s : segs) row_tasks += (s.w.rows + chunk - 1) / chunk;
   // too few rows to share (a router's 32 over 512 tokens ran on one thread): split the tokens
   // too, in whole octs (the token-lane layout's unit); no output depends on its neighbours
   int64_t pieces = 1;
   if (row_tasks < 2 * threads && maxT >= 16) pieces = std::min((maxT + 7) / 8, (4 * threads + row_tasks - 1) / row_tasks);
-  // decode (≤ 16 tokens: bound by the weights' stream): the last quarter of each segment's rows
-  // in chunks of 1/8, which the cost order below leaves to the end, so that the threads finish
-  // within a small task of each other rather than a whole chunk (interleaved in one process,
-  // Xeon KVM guest, 2 threads, 1 token: int8 5120 × 2880 16.3-17.5 → 16.7-19.5 GB/s, the
-  // 201088-row head 22.6 → 22.9, MoE layers 15.2-17.6 → 17.0-17.7)
-  const int64_t small = std::max<int64_t>(32, (chunk / 8 + 31) / 32 * 32);
+  // decode: the last quarter of each segment's rows in chunks of 1/2, which the cost order
+  // below leaves to the end, so that the threads finish within a small task of each other. Each
+  // task starts a new stream whose first prefetch distance arrives as demand misses, so tasks
+  // are few: on Zen 5 (2 threads, ~95 GB/s) 4 chunks a thread with a tail in eighths (the rule
+  // of a Xeon KVM guest at 16-25 GB/s, where it gained 2-5%) decoded a token of gpt-oss-20b in
+  // 34.3-34.7 ms against 33.2-33.4 with this split (interleaved step by step in one process);
+  // without the tail, 33.2-33.3, and at 16 sequences no change beyond the noise
+  const int64_t small = std::max<int64_t>(32, (chunk / 2 + 31) / 32 * 32);
   for (size_t i = 0; i < segs.size(); i++) {
     const int64_t T = segs[i].T, tc = pieces > 1 ? ((T + pieces - 1) / pieces + 7) / 8 * 8 : std::max<int64_t>(T, 1);
     // (every task starts on a multiple of 32 rows: the kernels take rows from a set of 16)
-    const int64_t rows = segs[i].w.rows, split = maxT <= 16 ? std::max<int64_t>(0, (rows - std::max(chunk, rows / 4)) / 32 * 32) : rows;
+    const int64_t rows = segs[i].w.rows, split = decode ? std::max<int64_t>(0, (rows - std::max(chunk, rows / 4)) / 32 * 32) : rows;
     for (int64_t r = 0; r < rows;) {
       const bool head = r < split;
       const int64_t r1 = std::min(head ? split : rows, r + (head ? chunk : small));
