@@ -138,6 +138,33 @@ for (const isa of NATIVE_ISAS) {
       assert.deepEqual(new Uint8Array(ca.v.buffer), new Uint8Array(cb.v.buffer), `${what}: v cache bits`);
       }
     }
+    // a head's bits do not depend on its group: 8 heads a KV head (the 8-at-once scores) against
+    // the same 8 beside a ninth (one head at a time), over 45 cached keys and a 3-token step
+    for (const dtype of ['f32', 'f16'] as const) {
+      const d = 64;
+      let sd = 7;
+      const r = () => ((sd = (sd * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+      const lens = [45, 3];
+      const qs = lens.map((T) => Float32Array.from({ length: T * 9 * d }, r));
+      const ks = lens.map((T) => Float32Array.from({ length: T * d }, r));
+      const vs = lens.map((T) => Float32Array.from({ length: T * d }, r));
+      const outs = [8, 9].map((nH) => {
+        const alloc = new BlockAllocator(32);
+        const cache = be.allocKv(32, 4, 1, d, dtype);
+        const s1 = new SequenceCache(alloc, 4);
+        return lens.map((T, step) => {
+          const q = new Float32Array(T * nH * d);
+          for (let t = 0; t < T; t++) q.set(qs[step].subarray(t * 9 * d, t * 9 * d + nH * d), t * nH * d);
+          const batch = packBatch([{ cache: s1, tokens: Array(T).fill(0), logits: 'all' }]);
+          return be.attention(q, ks[step], vs[step], T, cache, batch, { nHeads: nH, nKv: 1, headDim: d, scale: 0.125, window: 0, sinks: Float32Array.from({ length: nH }, (_, i) => i / 4 - 1) });
+        });
+      });
+      lens.forEach((T, step) => {
+        for (let t = 0; t < T; t++) {
+          assert.deepEqual(outs[0][step].subarray(t * 8 * d, (t + 1) * 8 * d), outs[1][step].subarray(t * 9 * d, t * 9 * d + 8 * d), `attention ${dtype}: token ${t} of step ${step}, 8 heads alone and beside a ninth`);
+        }
+      });
+    }
 
     // an e4m3 NaN code poisons its output row only, as in the reference
     const nanW: QMatrix = { format: 'fp8', rows: 2, cols: 32, data: new Uint8Array(64).fill(0x38), scales: Float32Array.of(1), blockRows: 2, blockCols: 32 };
