@@ -10,8 +10,10 @@ test('examples/library.mjs streams a chat, aborts one and asks for schema JSON',
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split('\n');
   assert.ok(lines.includes('done: length, 24 tokens'), r.stdout);
+  // the abort reaches the engine's worker thread a few steps after the third token's event left
+  // it (on a loaded 2-core machine 3 to 7 tokens of the tiny model in all): well before 200
   const aborted = /^aborted after (\d+) tokens: abort$/m.exec(r.stdout);
-  assert.ok(aborted && Number(aborted[1]) >= 3 && Number(aborted[1]) <= 5, r.stdout);
+  assert.ok(aborted && Number(aborted[1]) >= 3 && Number(aborted[1]) <= 12, r.stdout);
   const json = /^json \((stop|length)\): /m.exec(r.stdout);
   assert.ok(json, r.stdout);
   // random weights: any parsed answer must still follow the schema
