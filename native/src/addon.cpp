@@ -433,12 +433,12 @@ void run_segments(std::vector<Segment> segs) {
   int64_t pieces = 1;
   if (row_tasks < 2 * threads && maxT >= 16) pieces = std::min((maxT + 7) / 8, (4 * threads + row_tasks - 1) / row_tasks);
   // decode: the last quarter of each segment's rows in chunks of 1/2, which the cost order
-  // below leaves to the end, so that the threads finish within a small task of each other. Each
-  // task starts a new stream whose first prefetch distance arrives as demand misses, so tasks
-  // are few: on Zen 5 (2 threads, ~95 GB/s) 4 chunks a thread with a tail in eighths (the rule
-  // of a Xeon KVM guest at 16-25 GB/s, where it gained 2-5%) decoded a token of gpt-oss-20b in
-  // 34.3-34.7 ms against 33.2-33.4 with this split (interleaved step by step in one process);
-  // without the tail, 33.2-33.3, and at 16 sequences no change beyond the noise
+  // below leaves to the end, so that the threads finish within a small task of each other. The
+  // tasks are few because each costs a new stream's start (fetching its first 4 KB at once did
+  // not recover that): on Zen 5 (2 threads, ~95 GB/s) 4 chunks a thread with a tail in eighths
+  // (the rule of a Xeon KVM guest at 16-25 GB/s, where it gained 2-5%) decoded a token of
+  // gpt-oss-20b in 34.3-34.7 ms against 33.2-33.4 with this split (interleaved step by step in
+  // one process); without the tail, 33.2-33.3, and at 16 sequences no change beyond the noise
   const int64_t small = std::max<int64_t>(32, (chunk / 2 + 31) / 32 * 32);
   for (size_t i = 0; i < segs.size(); i++) {
     const int64_t T = segs[i].T, tc = pieces > 1 ? ((T + pieces - 1) / pieces + 7) / 8 * 8 : std::max<int64_t>(T, 1);
