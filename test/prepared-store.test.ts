@@ -38,6 +38,23 @@ test('the prepared store: entries round-trip through files, sizes and headers ar
   assert.ok(got[1].every((v) => v === 7) && got[1].byteOffset % 4096 === 0, 'parts page-aligned');
   assert.equal(store.load('k1', [10, 4999]), null, 'other sizes: not this entry');
   assert.equal(store.load('k2', [10, 5000]), null, 'other key');
+  // the store's files are mapped asking for huge pages (mapFile's `huge`), whole or lazily:
+  // either way every byte is the file's, across 2 MB boundaries
+  const big = store.create('k3', [5 << 20]);
+  assert.ok(big);
+  const pat = (i: number) => Math.imul(i, 2654435761) >>> 24;
+  for (let i = 0; i < big.parts[0].length; i++) big.parts[0][i] = pat(i);
+  assert.ok(big.commit());
+  const whole = store.load('k3', [5 << 20]);
+  assert.ok(whole);
+  const bigFile = path.join(dir, fs.readdirSync(dir).find((f) => f !== files[0])!);
+  const lazy = new Uint8Array(addon!.mapFile(bigFile, true, true));
+  addon!.populatePages!(lazy.subarray(3 << 20, 4 << 20));
+  for (const [name, v, off] of [['whole', whole[0], 0], ['lazy', lazy, 4096]] as const) {
+    let bad = -1;
+    for (let i = 0; i < 5 << 20 && bad < 0; i++) if (v[off + i] !== pat(i)) bad = i;
+    assert.equal(bad, -1, `${name}: the first byte that differs`);
+  }
   // a damaged header (same size) is not read, and a new entry replaces it
   const file = path.join(dir, files[0]);
   const fd = fs.openSync(file, 'r+');

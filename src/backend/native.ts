@@ -28,8 +28,8 @@ interface Addon {
     conc: number, rotaryDim: number): void;
   attention(...args: unknown[]): void;
   moe(...args: unknown[]): void;
-  /** a read-only mapping of a file, its pages faulted in at once unless `lazy` */
-  mapFile(path: string, lazy?: boolean): ArrayBuffer;
+  /** a read-only mapping of a file, its pages faulted in at once unless `lazy`; `huge`: in 2 MB folios where the kernel can */
+  mapFile(path: string, lazy?: boolean, huge?: boolean): ArrayBuffer;
   /** the pages under a view of a lazy mapping faulted in now (absent in addons built before it) */
   populatePages?(view: Uint8Array): void;
   /** a new file of `bytes` bytes mapped shared and writable */
@@ -74,9 +74,9 @@ export function loadAddon(): Addon | null {
     // are read, and those a prepared copy replaces never are)
     const mapped = new WeakMap<ArrayBufferLike, string>();
     const lazy = !!addon.populatePages;
-    const map = (p: string, lazyMap: boolean): ArrayBuffer => {
+    const map = (p: string, lazyMap: boolean, huge = false): ArrayBuffer => {
       const st = fs.statSync(p);
-      const buf = addon!.mapFile(p, lazyMap);
+      const buf = addon!.mapFile(p, lazyMap, huge);
       mapped.set(buf, `${fs.realpathSync(p)}|${st.dev}:${st.ino}|${st.size}|${st.mtimeMs}`);
       return buf;
     };
@@ -91,7 +91,8 @@ export function loadAddon(): Addon | null {
     };
     if (addon.createMappedFile && addon.syncMapping) {
       const { createMappedFile, syncMapping } = addon;
-      weightMemory.files = { map: (p) => map(p, false), create: (p, n) => createMappedFile(p, n), sync: (v) => syncMapping(v) };
+      // the prepared store's files are read whole, as the experts stream: huge pages there
+      weightMemory.files = { map: (p) => map(p, false, true), create: (p, n) => createMappedFile(p, n), sync: (v) => syncMapping(v) };
     }
     if (addon.allocWeights) weightMemory.alloc = (bytes) => addon!.allocWeights!(bytes);
     if (addon.requantizeInt8) weightMemory.requantizeInt8 = (...args) => addon!.requantizeInt8!(...args);
