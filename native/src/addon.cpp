@@ -432,36 +432,66 @@ void run_segments(std::vector<Segment> segs) {
   // too, in whole octs (the token-lane layout's unit); no output depends on its neighbours
   int64_t pieces = 1;
   if (row_tasks < 2 * threads && maxT >= 16) pieces = std::min((maxT + 7) / 8, (4 * threads + row_tasks - 1) / row_tasks);
-  // decode: the last quarter of each segment's rows in chunks of 1/2, which the cost order
-  // below leaves to the end, so that the threads finish within a small task of each other. The
-  // tasks are few because each costs a new stream's start (fetching its first 4 KB at once did
-  // not recover that): on Zen 5 (2 threads, ~95 GB/s) 4 chunks a thread with a tail in eighths
-  // (the rule of a Xeon KVM guest at 16-25 GB/s, where it gained 2-5%) decoded a token of
-  // gpt-oss-20b in 34.3-34.7 ms against 33.2-33.4 with this split (interleaved step by step in
-  // one process); without the tail, 33.2-33.3, and at 16 sequences no change beyond the noise
+  // decode: all the segments' rows as one row space (each segment's rounded up to 32), cut in
+  // chunks, and the last quarter in chunks of 1/2, so that the threads finish within a small
+  // task of each other; a task may end one segment and begin the next (q, k and v; an MoE's
+  // experts). The tasks are few because each costs a new stream's start (fetching its first 4 KB
+  // at once did not recover that). On Zen 5 (2 threads, ~95 GB/s), decoding gpt-oss-20b,
+  // interleaved step by step in one process:
+  // - per-segment tasks (k and v of 512 rows apart from q's 4096) against this one row space:
+  //   1 sequence 32.50 → 32.15 ms a step (median), 4 sequences 71.7 → 70.0, 16 sequences 165.4 → 164.6;
+  // - 4 chunks a thread with a tail in eighths (a Xeon KVM guest's rule at 16-25 GB/s, where it
+  //   gained 2-5%) against 2 chunks and halves: 34.3-34.7 against 33.2-33.4 ms (1 sequence);
+  //   without the tail, 33.2-33.3.
   const int64_t small = std::max<int64_t>(32, (chunk / 2 + 31) / 32 * 32);
-  for (size_t i = 0; i < segs.size(); i++) {
-    const int64_t T = segs[i].T, tc = pieces > 1 ? ((T + pieces - 1) / pieces + 7) / 8 * 8 : std::max<int64_t>(T, 1);
-    // (every task starts on a multiple of 32 rows: the kernels take rows from a set of 16)
-    const int64_t rows = segs[i].w.rows, split = decode ? std::max<int64_t>(0, (rows - std::max(chunk, rows / 4)) / 32 * 32) : rows;
-    for (int64_t r = 0; r < rows;) {
+  // task g runs tasks[first[g]] .. tasks[first[g + 1] - 1] in order
+  std::vector<int64_t> first;
+  if (decode && pieces == 1) {
+    std::vector<int64_t> base(segs.size() + 1, 0);
+    for (size_t i = 0; i < segs.size(); i++) base[i + 1] = base[i] + (segs[i].w.rows + 31) / 32 * 32;
+    const int64_t all = base.back(), split = std::max<int64_t>(0, (all - std::max(chunk, all / 4)) / 32 * 32);
+    size_t i = 0;
+    for (int64_t r = 0; r < all;) {
       const bool head = r < split;
-      const int64_t r1 = std::min(head ? split : rows, r + (head ? chunk : small));
-      for (int64_t t = 0; t < T; t += tc) tasks.push_back({int(i), r, r1, t, std::min(T, t + tc)});
+      const int64_t r1 = std::min(head ? split : all, r + (head ? chunk : small));
+      first.push_back(int64_t(tasks.size()));
+      // the segments over [r, r1): each one's part of it (starting on a multiple of 32 rows)
+      for (; i < segs.size() && base[i] < r1; i++) {
+        const int64_t a = std::max(r, base[i]) - base[i], b = std::min(r1, base[i] + segs[i].w.rows) - base[i];
+        if (a < b && segs[i].T > 0) tasks.push_back({int(i), a, b, 0, segs[i].T});
+        if (base[i + 1] > r1) break;  // it goes on in the next task
+      }
       r = r1;
     }
+    first.push_back(int64_t(tasks.size()));
+  } else {
+    for (size_t i = 0; i < segs.size(); i++) {
+      const int64_t T = segs[i].T, tc = pieces > 1 ? ((T + pieces - 1) / pieces + 7) / 8 * 8 : std::max<int64_t>(T, 1);
+      // (every task starts on a multiple of 32 rows: the kernels take rows from a set of 16)
+      // (decode with the tokens split: each segment's last quarter in chunks of 1/2)
+      const int64_t rows = segs[i].w.rows, split = decode ? std::max<int64_t>(0, (rows - std::max(chunk, rows / 4)) / 32 * 32) : rows;
+      for (int64_t r = 0; r < rows;) {
+        const bool head = r < split;
+        const int64_t r1 = std::min(head ? split : rows, r + (head ? chunk : small));
+        for (int64_t t = 0; t < T; t += tc) tasks.push_back({int(i), r, r1, t, std::min(T, t + tc)});
+        r = r1;
+      }
+    }
+    // the costliest first (rows × tokens: a prefill's experts have 30 to 120 tokens each), so that
+    // the threads' last tasks are small ones and they finish together
+    std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return (a.r1 - a.r0) * (a.t1 - a.t0) > (b.r1 - b.r0) * (b.t1 - b.t0); });
+    for (size_t i = 0; i <= tasks.size(); i++) first.push_back(int64_t(i));
   }
-  // the costliest first (rows × tokens: a prefill's experts have 30 to 120 tokens each), so that
-  // the threads' last tasks are small ones and they finish together
-  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return (a.r1 - a.r0) * (a.t1 - a.t0) > (b.r1 - b.r0) * (b.t1 - b.t0); });
-  pool->parallel_for(int64_t(tasks.size()), [&](int64_t i) {
-    const Task& t = tasks[i];
-    const Segment& s = segs[t.seg];
-    const int64_t n = t.t1 - t.t0, ys = s.w.rows;
-    float* y = s.y + t.t0 * ys;
-    if (s.xt) K->linear_rows_q8_t8(s.w, s.xt + t.t0 / 8 * (s.w.cols / 32) * q8_t8_block_bytes(s.w.format), n, s.bias, y, ys, t.r0, t.r1);
-    else if (s.xq) K->linear_rows_q8(s.w, s.xq + t.t0 * q8_token_bytes(s.w.format, s.w.cols), n, s.bias, y, ys, t.r0, t.r1);
-    else K->linear_rows(s.w, s.x + t.t0 * s.w.cols, n, s.bias, y, ys, t.r0, t.r1);
+  pool->parallel_for(int64_t(first.size()) - 1, [&](int64_t g) {
+    for (int64_t i = first[g]; i < first[g + 1]; i++) {
+      const Task& t = tasks[i];
+      const Segment& s = segs[t.seg];
+      const int64_t n = t.t1 - t.t0, ys = s.w.rows;
+      float* y = s.y + t.t0 * ys;
+      if (s.xt) K->linear_rows_q8_t8(s.w, s.xt + t.t0 / 8 * (s.w.cols / 32) * q8_t8_block_bytes(s.w.format), n, s.bias, y, ys, t.r0, t.r1);
+      else if (s.xq) K->linear_rows_q8(s.w, s.xq + t.t0 * q8_token_bytes(s.w.format, s.w.cols), n, s.bias, y, ys, t.r0, t.r1);
+      else K->linear_rows(s.w, s.x + t.t0 * s.w.cols, n, s.bias, y, ys, t.r0, t.r1);
+    }
   });
 }
 
