@@ -195,6 +195,76 @@ for (const isa of NATIVE_ISAS) {
   });
 }
 
+test('a caller\'s out buffer: each op writes its result there, with the bits of a new one; a buffer of another size is refused', () => {
+  if (!addon) return assert.fail('addon missing');
+  const nat: NativeBackend = new NativeBackend(addon, 2, 'auto', 'int8');
+  const H = 64, E = 3, T = 2;
+  for (const be of [nat, ref]) {
+    const name = be === ref ? 'reference' : 'native';
+    // stale values in the buffers must not leak into the results
+    const stale = (n: number) => new Float32Array(n).fill(Number.NaN);
+    const x = randF32(T * H);
+    const [w1, w2] = [matrices(40, H)[2], matrices(24, H)[1]];
+    const check = (got: Float32Array, buf: Float32Array, fresh: Float32Array, what: string) => {
+      assert.equal(got, buf, `${name} ${what}: the buffer itself comes back`);
+      assert.deepEqual(got, fresh, `${name} ${what}: the bits of a new result`);
+    };
+    let buf = stale(T * 40);
+    check(be.linear(x, T, w1, null, buf), buf, be.linear(x, T, w1, null), 'linear');
+    const bufs = [stale(T * 40), stale(T * 24)];
+    const many = be.linearMany(x, T, [{ w: w1 }, { w: w2 }], bufs);
+    many.forEach((y, i) => check(y, bufs[i], be.linear(x, T, [w1, w2][i], null), `linearMany ${i}`));
+    const g = randF32(H);
+    buf = stale(T * H);
+    check(be.rmsNorm(x, T, g, 1e-5, buf), buf, be.rmsNorm(x, T, g, 1e-5), 'rmsNorm');
+    const bank: ExpertBank = {
+      numExperts: E, dIn: H, w1Rows: 64, dOut: H, w1: matrices(E * 64, H)[2], b1: randF32(E * 64),
+      w2: matrices(E * H, 32)[2], b2: randF32(E * H), activation: { kind: 'swiglu_oai', alpha: 1.702, limit: 7 },
+    };
+    const routing = { k: 2, experts: Int32Array.from([0, 2, 1, 2]), weights: randF32(4) };
+    buf = stale(T * H);
+    check(be.moeExperts(x, T, routing, bank, buf), buf, be.moeExperts(x, T, routing, bank), 'moeExperts');
+    // attention: the same batch twice into caches alike, once into a stale buffer
+    const att = (out?: Float32Array) => {
+      const cache = be.allocKv(8, 4, 1, 32);
+      const batch = packBatch([{ cache: new SequenceCache(new BlockAllocator(8), 4), tokens: [0, 0, 0], logits: 'all' }]);
+      let sd = 5;
+      const r = () => ((sd = (sd * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+      const q = Float32Array.from({ length: 3 * 2 * 32 }, r), k = Float32Array.from({ length: 3 * 32 }, r), v = Float32Array.from({ length: 3 * 32 }, r);
+      return be.attention(q, k, v, 3, cache, batch, { nHeads: 2, nKv: 1, headDim: 32, scale: 0.2, window: 0, sinks: null }, out);
+    };
+    buf = stale(3 * 2 * 32);
+    check(att(buf), buf, att(), 'attention');
+    assert.throws(() => be.linear(x, T, w1, null, new Float32Array(T * 40 + 1)), /linear: the output holds 81 values, the result 80/);
+    assert.throws(() => be.rmsNorm(x, T, g, 1e-5, new Float32Array(3)), /rmsNorm: the output holds 3 values/);
+  }
+  // a batch's attention arrays are made once for all its layers, and made again where its
+  // sequences changed since: a block table edited in place is read as it is now
+  const cache = nat.allocKv(8, 4, 1, 32);
+  const seq = new SequenceCache(new BlockAllocator(8), 4);
+  const r = randF32(6 * 32);
+  const first = packBatch([{ cache: seq, tokens: [0, 0, 0, 0, 0], logits: 'all' }]);
+  const opts = { nHeads: 1, nKv: 1, headDim: 32, scale: 0.2, window: 0, sinks: null };
+  nat.attention(r.subarray(0, 160), r.subarray(0, 160), r.subarray(32, 192), 5, cache, first, opts);
+  const step = packBatch([{ cache: seq, tokens: [0], logits: 'all' }]);
+  const q = randF32(32), k = randF32(32), v = randF32(32);
+  const a = nat.attention(q, k, v, 1, cache, step, opts);
+  assert.deepEqual(nat.attention(q, k, v, 1, cache, step, opts), a, 'the same batch again');
+  const [b0, b1] = step.seqs[0].blockTable;
+  const moved = cache.k.slice();
+  // swap the sequence's two blocks in the cache and in its table: the same keys, another order of blocks
+  const bs = 4 * 32;
+  cache.k.set(moved.subarray(b1 * bs, (b1 + 1) * bs), b0 * bs);
+  cache.k.set(moved.subarray(b0 * bs, (b0 + 1) * bs), b1 * bs);
+  const vm = cache.v.slice();
+  cache.v.set(vm.subarray(b1 * bs, (b1 + 1) * bs), b0 * bs);
+  cache.v.set(vm.subarray(b0 * bs, (b0 + 1) * bs), b1 * bs);
+  step.seqs[0].blockTable[0] = b1;
+  step.seqs[0].blockTable[1] = b0;
+  step.slotMapping[0] = b0 * 4 + (step.slotMapping[0] % 4);
+  assert.deepEqual(nat.attention(q, k, v, 1, cache, step, opts), a, 'the edited table is read (the stale one gives other keys)');
+});
+
 test('linearMany: one job over several weights gives each linear\'s bits (f32 and q8 activations, mixed formats)', () => {
   if (!addon) return assert.fail('addon missing');
   const rows = [37, 8, 70], cols = 96;

@@ -150,22 +150,34 @@ export interface Routing {
   weights: Float32Array;
 }
 
+/** An op's result array: the caller's `out` (see Backend), checked to hold n values, else a new one. */
+export function resultArray(out: Float32Array | undefined, n: number, op: string): Float32Array {
+  if (!out) return new Float32Array(n);
+  if (out.length !== n) throw new Error(`${op}: the output holds ${out.length} values, the result ${n}`);
+  return out;
+}
+
 /** one weight (and bias) of a `linearMany` call */
 export interface LinearSpec {
   w: QMatrix;
   bias?: Float32Array | null;
 }
 
+/**
+ * `out`, where an op takes one, is a caller's buffer for the result (a model's per-step
+ * workspace: decode would otherwise allocate a dozen arrays a layer): it must hold exactly the
+ * result's values, must not be one of the op's inputs, and is overwritten and returned.
+ */
 export interface Backend {
   readonly name: string;
   /** rows `ids` of an embedding table → [T, cols] */
   embed(ids: Int32Array, table: QMatrix): Float32Array;
   /** y[T, rows] = x[T, cols] · Wᵀ + bias */
-  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array;
+  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null, out?: Float32Array): Float32Array;
   /** several linears of one input x[T, cols] (q, k, v): the same results as `linear` each */
-  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[]): Float32Array[];
+  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[], outs?: readonly Float32Array[]): Float32Array[];
   /** y = x / sqrt(mean(x²) + eps) · weight, per row of `weight.length` features */
-  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array;
+  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array;
   /** rotate [T, nHeads, headDim] in place at the given positions */
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, rope: RopeSpec): void;
   /** allocate one attention layer's paged K/V storage (f32 unless `dtype` says otherwise) */
@@ -176,9 +188,9 @@ export interface Backend {
    * Returns [T, nHeads·headDim].
    */
   attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, cache: KvLayerCache,
-    meta: AttentionMeta, opts: AttentionOptions): Float32Array;
+    meta: AttentionMeta, opts: AttentionOptions, out?: Float32Array): Float32Array;
   /** Σ_j weight[t,j] · expert_{e[t,j]}(x_t) → [T, dOut] */
-  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array;
+  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank, out?: Float32Array): Float32Array;
   /**
    * Called once per expert bank at load: the same weights, with whatever second layout this
    * backend's kernels read (native q8: MXFP4 scales in oct order for AVX2; with `repack`, the

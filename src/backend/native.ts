@@ -13,7 +13,7 @@ import type {
 } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import type { LinearSpec, MambaLayerState, PrepareExpertsOptions, SsmScanOptions, StateMeta } from './backend.js';
-import { expertWeightsFormat } from './backend.js';
+import { expertWeightsFormat, resultArray } from './backend.js';
 import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 
@@ -137,10 +137,33 @@ export type ActivationPrecision = 'f32' | 'int8';
 /** the addon's thread pool and kernel table, shared by every NativeBackend of the process */
 let initialised: { threads: number; isa: string; requested: string } | null = null;
 
+/** The addon's view of a batch's sequences (AttentionMeta.seqs): query starts and lengths, and the block tables end to end. */
+interface AttentionTables {
+  starts: Int32Array;
+  lens: Int32Array;
+  tables: Int32Array;
+  offs: Int32Array;
+}
+
+/** whether `t` still describes meta.seqs (an AttentionMeta is not expected to change, but may) */
+function sameTables(t: AttentionTables, meta: AttentionMeta): boolean {
+  const n = meta.seqs.length;
+  if (t.starts.length !== n) return false;
+  for (let i = 0; i < n; i++) {
+    const s = meta.seqs[i];
+    const end = i + 1 < n ? t.offs[i + 1] : t.tables.length;
+    if (t.starts[i] !== s.queryStart || t.lens[i] !== s.queryLen || end - t.offs[i] !== s.blockTable.length) return false;
+    for (let j = 0; j < s.blockTable.length; j++) if (t.tables[t.offs[i] + j] !== s.blockTable[j]) return false;
+  }
+  return true;
+}
+
 export class NativeBackend implements Backend {
   readonly name: string;
   readonly isa: string;
   private readonly ref = new ReferenceBackend();
+  /** each batch's attention arrays, made at its first attention layer */
+  private readonly tablesOf = new WeakMap<AttentionMeta, AttentionTables>();
   private readonly q8: boolean;
   /** bytes of expert weights this backend copied into a second layout at load (prepareExperts) */
   repackedBytes = 0;
@@ -161,25 +184,25 @@ export class NativeBackend implements Backend {
     return this.ref.embed(ids, table);
   }
 
-  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array {
-    if (!NATIVE_FORMATS.has(w.format)) return this.ref.linear(x, T, w, bias);
-    const y = new Float32Array(T * w.rows);
+  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null, out?: Float32Array): Float32Array {
+    if (!NATIVE_FORMATS.has(w.format)) return this.ref.linear(x, T, w, bias, out);
+    const y = resultArray(out, T * w.rows, 'linear');
     this.a.linear(x, T, w, bias ?? null, y, this.q8);
     return y;
   }
 
-  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[]): Float32Array[] {
+  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[], outs?: readonly Float32Array[]): Float32Array[] {
     const cols = ws[0]?.w.cols;
     if (!this.a.linearMany || ws.some(({ w }) => !NATIVE_FORMATS.has(w.format) || w.cols !== cols)) {
-      return ws.map(({ w, bias }) => this.linear(x, T, w, bias));
+      return ws.map(({ w, bias }, i) => this.linear(x, T, w, bias, outs?.[i]));
     }
-    const ys = ws.map(({ w }) => new Float32Array(T * w.rows));
+    const ys = ws.map(({ w }, i) => resultArray(outs?.[i], T * w.rows, 'linearMany'));
     this.a.linearMany(x, T, ws.map((s) => s.w), ws.map((s) => s.bias ?? null), ys, this.q8);
     return ys;
   }
 
-  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array {
-    const y = new Float32Array(T * weight.length);
+  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {
+    const y = resultArray(out, T * weight.length, 'rmsNorm');
     this.a.rmsNorm(x, T, weight, eps, y);
     return y;
   }
@@ -193,7 +216,18 @@ export class NativeBackend implements Backend {
   }
 
   attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, cache: KvLayerCache,
-    meta: AttentionMeta, o: AttentionOptions): Float32Array {
+    meta: AttentionMeta, o: AttentionOptions, outBuf?: Float32Array): Float32Array {
+    const { starts, lens, tables, offs } = this.attentionTables(meta);
+    const out = resultArray(outBuf, T * o.nHeads * o.headDim, 'attention');
+    this.a.attention(q, k, v, T, cache.k, cache.v, o.nKv, o.headDim, cache.blockSize, meta.positions,
+      meta.slotMapping, starts, lens, tables, offs, o.nHeads, o.scale, o.window, o.sinks, out, cache.dtype);
+    return out;
+  }
+
+  /** a batch's sequences as the addon's arrays, made once for all the layers that read `meta` */
+  private attentionTables(meta: AttentionMeta): AttentionTables {
+    const seen = this.tablesOf.get(meta);
+    if (seen && sameTables(seen, meta)) return seen;
     const n = meta.seqs.length;
     const starts = new Int32Array(n);
     const lens = new Int32Array(n);
@@ -207,10 +241,9 @@ export class NativeBackend implements Backend {
     });
     const tables = new Int32Array(total);
     meta.seqs.forEach((s, i) => tables.set(s.blockTable, offs[i]));
-    const out = new Float32Array(T * o.nHeads * o.headDim);
-    this.a.attention(q, k, v, T, cache.k, cache.v, o.nKv, o.headDim, cache.blockSize, meta.positions,
-      meta.slotMapping, starts, lens, tables, offs, o.nHeads, o.scale, o.window, o.sinks, out, cache.dtype);
-    return out;
+    const made = { starts, lens, tables, offs };
+    this.tablesOf.set(meta, made);
+    return made;
   }
 
   /**
@@ -304,11 +337,11 @@ export class NativeBackend implements Backend {
     return { ...m, scalesOct: out };
   }
 
-  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {
+  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank, outBuf?: Float32Array): Float32Array {
     if (!NATIVE_FORMATS.has(expertWeightsFormat(bank.w1)) || !NATIVE_FORMATS.has(expertWeightsFormat(bank.w2))) {
-      return this.ref.moeExperts(x, T, routing, bank);
+      return this.ref.moeExperts(x, T, routing, bank, outBuf);
     }
-    const out = new Float32Array(T * bank.dOut);
+    const out = resultArray(outBuf, T * bank.dOut, 'moeExperts');
     const act = bank.activation;
     this.a.moe(x, T, routing.k, routing.experts, routing.weights, bank.w1, bank.b1, bank.w2, bank.b2,
       bank.numExperts, bank.w1Rows, bank.dOut, act.kind,

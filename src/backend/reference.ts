@@ -8,7 +8,7 @@ import { QMatrix, int8Rows16Offset, rowSlice } from '../weights/qmatrix.js';
 import type {
   AttentionMeta, AttentionOptions, Backend, ExpertBank, KvDtype, KvLayerCache, RopeSpec, Routing,
 } from './backend.js';
-import { KV_DTYPES, expertMatrix, isKvDtype, kvOffset } from './backend.js';
+import { KV_DTYPES, expertMatrix, isKvDtype, kvOffset, resultArray } from './backend.js';
 import type { LinearSpec, MambaLayerState, SsmScanOptions, StateMeta } from './backend.js';
 import * as mamba from './reference-mamba.js';
 import { InputError } from '../util/errors.js';
@@ -90,14 +90,14 @@ export class ReferenceBackend implements Backend {
     return out;
   }
 
-  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[]): Float32Array[] {
-    return ws.map(({ w, bias }) => this.linear(x, T, w, bias));
+  linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[], outs?: readonly Float32Array[]): Float32Array[] {
+    return ws.map(({ w, bias }, i) => this.linear(x, T, w, bias, outs?.[i]));
   }
 
-  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null): Float32Array {
+  linear(x: Float32Array, T: number, w: QMatrix, bias?: Float32Array | null, out?: Float32Array): Float32Array {
     const R = w.rows;
     const C = w.cols;
-    const y = new Float32Array(T * R);
+    const y = resultArray(out, T * R, 'linear');
     const row = new Float32Array(C);
     for (let r = 0; r < R; r++) {
       decodeRow(w, r, row);
@@ -112,9 +112,9 @@ export class ReferenceBackend implements Backend {
     return y;
   }
 
-  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number): Float32Array {
+  rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {
     const H = weight.length;
-    const y = new Float32Array(T * H);
+    const y = resultArray(out, T * H, 'rmsNorm');
     for (let t = 0; t < T; t++) {
       const o = t * H;
       let ss = 0;
@@ -156,7 +156,7 @@ export class ReferenceBackend implements Backend {
   }
 
   attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, cache: KvLayerCache,
-    meta: AttentionMeta, o: AttentionOptions): Float32Array {
+    meta: AttentionMeta, o: AttentionOptions, outBuf?: Float32Array): Float32Array {
     const { nHeads, nKv, headDim: d } = o;
     const kvw = nKv * d;
     const enc = cache.dtype === 'f16' ? f32ToF16 : f32ToBf16;
@@ -179,7 +179,7 @@ export class ReferenceBackend implements Backend {
     const kc = cache.k, vc = cache.v;
     const K = table ? (i: number) => table[kc[i]] : (i: number) => kc[i];
     const V = table ? (i: number) => table[vc[i]] : (i: number) => vc[i];
-    const out = new Float32Array(T * nHeads * d);
+    const out = resultArray(outBuf, T * nHeads * d, 'attention').fill(0);  // (sums into it)
     const group = nHeads / nKv;
     const bs = cache.blockSize;
     let scores = new Float32Array(64);
@@ -228,9 +228,9 @@ export class ReferenceBackend implements Backend {
     return out;
   }
 
-  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank): Float32Array {
+  moeExperts(x: Float32Array, T: number, routing: Routing, bank: ExpertBank, outBuf?: Float32Array): Float32Array {
     const { dIn, dOut, w1Rows } = bank;
-    const out = new Float32Array(T * dOut);
+    const out = resultArray(outBuf, T * dOut, 'moeExperts').fill(0);  // (sums into it)
     // group the batch's tokens by expert so each expert's weights are decoded once
     const byExpert: number[][] = Array.from({ length: bank.numExperts }, () => []);
     for (let t = 0; t < T; t++) {

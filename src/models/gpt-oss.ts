@@ -147,6 +147,7 @@ export class GptOssModel implements CausalLM {
   readonly maxContext: number;
   readonly eosTokenIds: number[];
   private readonly rope: RopeSpec;
+  private ws: Workspace | null = null;
 
   private constructor(
     readonly backend: Backend,
@@ -263,6 +264,24 @@ export class GptOssModel implements CausalLM {
     return n;
   }
 
+  /**
+   * The buffers of one forward's per-layer temporaries, made once for batches of up to
+   * WORKSPACE_TOKENS tokens (decode) and kept while that size lasts; longer batches (prefill)
+   * allocate per op, so that the workspace never holds more than a few MB. A decode step of
+   * gpt-oss-20b otherwise made about 14 arrays a layer.
+   */
+  private workspace(T: number): Workspace | null {
+    if (T > WORKSPACE_TOKENS) return null;
+    if (this.ws?.T === T) return this.ws;
+    const c = this.config;
+    const f = (n: number) => new Float32Array(T * n);
+    this.ws = {
+      T, h: f(c.hidden), q: f(c.nHeads * c.headDim), k: f(c.nKv * c.headDim), v: f(c.nKv * c.headDim),
+      attn: f(c.nHeads * c.headDim), proj: f(c.hidden), router: f(c.nExperts),
+    };
+    return this.ws;
+  }
+
   forward(batch: ForwardBatch, cache: ModelCache): Float32Array {
     const be = this.backend;
     const cfg = this.config;
@@ -270,30 +289,47 @@ export class GptOssModel implements CausalLM {
     const T = batch.tokens.length;
     const H = cfg.hidden;
     const d = cfg.headDim;
+    const w = this.workspace(T);
     let x = be.embed(batch.tokens, this.embedding);
     for (let l = 0; l < cfg.nLayers; l++) {
       const L = this.layers[l];
       // attention block
-      let h = be.rmsNorm(x, T, L.attnNorm, cfg.rmsEps);
-      const [q, k, v] = be.linearMany(h, T, [{ w: L.wq, bias: L.bq }, { w: L.wk, bias: L.bk }, { w: L.wv, bias: L.bv }]);
+      let h = be.rmsNorm(x, T, L.attnNorm, cfg.rmsEps, w?.h);
+      const [q, k, v] = be.linearMany(h, T, [{ w: L.wq, bias: L.bq }, { w: L.wk, bias: L.bk }, { w: L.wv, bias: L.bv }],
+        w ? [w.q, w.k, w.v] : undefined);
       be.rope(q, T, cfg.nHeads, d, batch.positions, this.rope);
       be.rope(k, T, cfg.nKv, d, batch.positions, this.rope);
       const a = be.attention(q, k, v, T, c.layers[l], cfg.sliding[l] ? batch.window! : batch, {
         nHeads: cfg.nHeads, nKv: cfg.nKv, headDim: d, scale: 1 / Math.sqrt(d),
         window: cfg.sliding[l] ? cfg.slidingWindow : 0, sinks: L.sinks,
-      });
-      addInPlace(x, be.linear(a, T, L.wo, L.bo));
+      }, w?.attn);
+      addInPlace(x, be.linear(a, T, L.wo, L.bo, w?.proj));
       // MoE block: router and experts read the same normalised vector
-      h = be.rmsNorm(x, T, L.mlpNorm, cfg.rmsEps);
-      const g = be.linear(h, T, L.router, L.routerBias);
+      h = be.rmsNorm(x, T, L.mlpNorm, cfg.rmsEps, w?.h);
+      const g = be.linear(h, T, L.router, L.routerBias, w?.router);
       const routing = topkSoftmaxRouting(g, T, cfg.nExperts, cfg.topK);
-      addInPlace(x, be.moeExperts(h, T, routing, L.experts));
+      addInPlace(x, be.moeExperts(h, T, routing, L.experts, w?.proj));
     }
     const R = batch.logitRows.length;
     const xs = new Float32Array(R * H);
     for (let i = 0; i < R; i++) xs.set(x.subarray(batch.logitRows[i] * H, (batch.logitRows[i] + 1) * H), i * H);
     return be.linear(be.rmsNorm(xs, R, this.finalNorm, cfg.rmsEps), R, this.lmHead, null);
   }
+}
+
+/** batches of up to this many tokens run in the model's workspace (GptOssModel.workspace) */
+const WORKSPACE_TOKENS = 64;
+
+/** a forward's per-layer temporaries, [T, width] each */
+interface Workspace {
+  T: number;
+  h: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  attn: Float32Array;
+  proj: Float32Array;
+  router: Float32Array;
 }
 
 function addInPlace(x: Float32Array, y: Float32Array): void {
