@@ -10,6 +10,7 @@ import { packBatch } from '../src/engine/batch.js';
 import { f32ToBf16 } from '../src/weights/dtypes.js';
 import type { QMatrix } from '../src/weights/qmatrix.js';
 import { NATIVE_ISAS, nativeOn } from './helpers.js';
+import { argmax } from '../src/util/argmax.js';
 
 const addon = loadAddon();
 const ref = new ReferenceBackend();
@@ -194,6 +195,38 @@ for (const isa of NATIVE_ISAS) {
     }
   });
 }
+
+test('argmax: the native kernel picks what the JS loop picks (first of equals, NaN never, 0 when all are −∞, subnormals as they are)', () => {
+  if (!addon?.argmax) return assert.fail('addon missing, or built without argmax');
+  const loop = (x: Float32Array, off: number, n: number) => {
+    let best = 0, bv = -Infinity;
+    for (let i = 0; i < n; i++) if (x[off + i] > bv) { bv = x[off + i]; best = i; }
+    return best;
+  };
+  const rows: [string, Float32Array][] = [];
+  for (const n of [1, 7, 8, 9, 31, 4095, 4096, 5001, 201088]) rows.push([`random ${n}`, randF32(n, 30)]);
+  const ties = randF32(9000, 1); ties[17] = 5; ties[8000] = 5; ties[3] = 5 - 1e-6;
+  rows.push(['ties', ties]);
+  const nan = randF32(6000, 1); nan[0] = Number.NaN; nan[100] = Number.NaN; nan[2000] = 3;
+  rows.push(['NaN', nan]);
+  rows.push(['all −∞', new Float32Array(5000).fill(-Infinity)]);
+  const nans = new Float32Array(4100).fill(Number.NaN); nans[4099] = -Infinity;
+  rows.push(['NaN and −∞', nans]);
+  const zeros = new Float32Array(4500).fill(-1); zeros[33] = -0; zeros[40] = 0;
+  rows.push(['−0 before +0', zeros]);
+  const sub = new Float32Array(4200).fill(-1); sub[10] = 1e-45; sub[4000] = 3e-45;
+  rows.push(['subnormals', sub]);
+  const top = randF32(4103, 1); top[4102] = 9;
+  rows.push(['the last', top]);
+  for (const [what, x] of rows) {
+    for (const [off, n] of [[0, x.length], [1, x.length - 1], [3, Math.max(0, x.length - 5)]]) {
+      if (n <= 0) continue;
+      assert.equal(addon.argmax(x, off, n), loop(x, off, n), `${what}: offset ${off}, ${n} values`);
+      assert.equal(argmax(x, off, n), loop(x, off, n), `${what} through util/argmax`);
+    }
+  }
+  assert.throws(() => addon.argmax!(new Float32Array(4), 2, 3), /argmax: offset and n must be whole and within x/);
+});
 
 test('a caller\'s out buffer: each op writes its result there, with the bits of a new one; a buffer of another size is refused', () => {
   if (!addon) return assert.fail('addon missing');

@@ -16,6 +16,7 @@ import type { LinearSpec, MambaLayerState, PrepareExpertsOptions, SsmScanOptions
 import { expertWeightsFormat, resultArray } from './backend.js';
 import { weightMemory, type QMatrix } from '../weights/qmatrix.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
+import { useNativeArgmax } from '../util/argmax.js';
 
 interface Addon {
   init(threads: number, isa: string): string;
@@ -37,6 +38,8 @@ interface Addon {
   /** msync of the pages under a view of a shared mapping: whether they reached the disk */
   syncMapping?(view: Uint8Array): boolean;
   readBandwidth(buf: Uint8Array, reps: number): number;
+  /** util/argmax's rule over x[offset, offset + n) (absent in addons built before it) */
+  argmax?(x: Float32Array, offset: number, n: number): number;
   /** zeroed huge-page-backed memory for weights made at load time */
   allocWeights?(bytes: number): ArrayBuffer;
   requantizeInt8?(src: Uint16Array | Float32Array, rows: number, cols: number, data: Int8Array, rowScale: Float32Array, release: boolean): void;
@@ -94,6 +97,7 @@ export function loadAddon(): Addon | null {
       // the prepared store's files are read whole, as the experts stream: huge pages there
       weightMemory.files = { map: (p) => map(p, false, true), create: (p, n) => createMappedFile(p, n), sync: (v) => syncMapping(v) };
     }
+    if (addon.argmax) useNativeArgmax(addon.argmax);
     if (addon.allocWeights) weightMemory.alloc = (bytes) => addon!.allocWeights!(bytes);
     if (addon.requantizeInt8) weightMemory.requantizeInt8 = (...args) => addon!.requantizeInt8!(...args);
   } catch (e) {

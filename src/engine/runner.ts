@@ -5,6 +5,7 @@
 import type { CausalLM, ModelCache } from '../models/model.js';
 import { InputError } from '../util/errors.js';
 import { packBatch } from './batch.js';
+import { argmax } from '../util/argmax.js';
 
 export const DEFAULT_BLOCK_SIZE = 16;
 
@@ -41,17 +42,7 @@ export function promptLogits(model: CausalLM, ids: number[], chunk = 0): Float32
   return out;
 }
 
-export function argmax(row: Float32Array, offset = 0, n = row.length - offset): number {
-  let best = 0;
-  let bv = -Infinity;
-  for (let i = 0; i < n; i++) {
-    if (row[offset + i] > bv) {
-      bv = row[offset + i];
-      best = i;
-    }
-  }
-  return best;
-}
+export { argmax } from '../util/argmax.js';
 
 /** Greedy decoding through the KV cache: prefill, then one token per step. */
 export function greedyGenerate(model: CausalLM, ids: number[], maxNew: number): number[] {

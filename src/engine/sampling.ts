@@ -5,6 +5,7 @@
  * under load).
  */
 import { InputError } from '../util/errors.js';
+import { argmax } from '../util/argmax.js';
 
 export interface SamplingParams {
   /** 0 = greedy */
@@ -187,12 +188,12 @@ export class Sampler {
 
   private choose(x: Float32Array): number {
     const p = this.params;
-    if (p.temperature === 0) return argmaxF(x);
+    if (p.temperature === 0) return argmax(x);
     const invT = 1 / p.temperature;
     if (p.topK > 0 && p.topK < x.length) return this.draw(x, topN(x, p.topK), invT);
     let max = -Infinity;
     for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
-    if (max === -Infinity) return argmaxF(x);
+    if (max === -Infinity) return argmax(x);
     // unnormalised probabilities of every id (0 for masked ones), summed in id order
     if (this.w.length < x.length) this.w = new Float64Array(x.length);
     const w = this.w;
@@ -261,7 +262,7 @@ export class Sampler {
 
   /** temperature draw over `cand` (sorted, largest first) */
   private draw(x: Float32Array, cand: number[], invT: number): number {
-    if (cand.length === 0) return argmaxF(x);
+    if (cand.length === 0) return argmax(x);
     const p = this.params;
     const max = x[cand[0]];
     const probs = new Float64Array(cand.length);
@@ -310,12 +311,6 @@ function applyPenalties(logits: Float32Array, counts: TokenCounts, p: SamplingPa
   return x;
 }
 
-function argmaxF(x: Float32Array): number {
-  let best = 0;
-  let bv = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i] > bv) { bv = x[i]; best = i; }
-  return best;
-}
 
 function logSumExp(x: Float32Array): number {
   let m = -Infinity;
