@@ -666,21 +666,22 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   float eps = float(num(env, a.v[3]));
   float* y = typed<float>(env, a.v[4], napi_float32_array, nullptr, "y");
   if (int64_t(nx) < T * int64_t(H)) throw Err{"rmsNorm: x too short"};
-  // each token's sum of squares in order, in double; 4 tokens' sums side by side (one chain of
-  // dependent adds each), groups of 4 tokens spread over the threads
+  // each token's sum of squares in double, in 8 interleaved partial sums (lane l: inputs l, l+8,
+  // …) added up in a fixed order, the same for every token whatever shares the batch (summed in
+  // order, one chain of dependent adds, a call on one 2880-wide row took 2.0 µs on Zen 5 against
+  // 0.72; gpt-oss-20b normalises 49 rows a decoded token); tokens in groups of 4 over the threads
   auto group = [&](int64_t g) {
     const int64_t t0 = g * 4, n = std::min<int64_t>(4, T - t0);
-    const float* xr = x + t0 * H;
-    double ss[4] = {0, 0, 0, 0};
-    if (n == 4)
-      for (size_t i = 0; i < H; i++)
-        for (int j = 0; j < 4; j++) ss[j] += double(xr[j * H + i]) * xr[j * H + i];
-    else
-      for (int64_t j = 0; j < n; j++)
-        for (size_t i = 0; i < H; i++) ss[j] += double(xr[j * H + i]) * xr[j * H + i];
     for (int64_t j = 0; j < n; j++) {
-      const float inv = 1.f / std::sqrt(float(ss[j] / H) + eps);
-      for (size_t i = 0; i < H; i++) y[(t0 + j) * H + i] = (xr[j * H + i] * inv) * w[i];
+      const float* xr = x + (t0 + j) * H;
+      double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      size_t i = 0;
+      for (; i + 8 <= H; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += double(xr[i + l]) * xr[i + l];
+      for (int l = 0; i < H; i++, l++) acc[l] += double(xr[i]) * xr[i];
+      const double ss = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+      const float inv = 1.f / std::sqrt(float(ss / H) + eps);
+      for (size_t c = 0; c < H; c++) y[(t0 + j) * H + c] = (xr[c] * inv) * w[c];
     }
   };
   const int64_t groups = (T + 3) / 4;
