@@ -228,6 +228,21 @@ test('argmax: the native kernel picks what the JS loop picks (first of equals, N
   assert.throws(() => addon.argmax!(new Float32Array(4), 2, 3), /argmax: offset and n must be whole and within x/);
 });
 
+test('addInPlace: the residual add gives the reference\'s bits, short rows and long; lengths that differ are refused', () => {
+  if (!addon?.addInPlace) return assert.fail('addon missing, or built without addInPlace');
+  const nat: NativeBackend = new NativeBackend(addon, 2, 'auto', 'int8');
+  for (const n of [5, 1023, 1024, 46081]) {
+    const x = randF32(n, 100), y = randF32(n, 1e-3);
+    const a = x.slice(), b = x.slice();
+    nat.addInPlace(a, y);
+    ref.addInPlace(b, y);
+    assert.deepEqual(a, b, `${n} values`);
+    assert.notDeepEqual(a, x, `${n} values: x changed`);
+  }
+  assert.throws(() => nat.addInPlace(new Float32Array(2000), new Float32Array(1999)), /addInPlace: x holds 2000 values and y 1999/);
+  assert.throws(() => ref.addInPlace(new Float32Array(3), new Float32Array(4)), /addInPlace: 3 values and 4/);
+});
+
 test('a caller\'s out buffer: each op writes its result there, with the bits of a new one; a buffer of another size is refused', () => {
   if (!addon) return assert.fail('addon missing');
   const nat: NativeBackend = new NativeBackend(addon, 2, 'auto', 'int8');

@@ -685,9 +685,22 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
     }
   };
   const int64_t groups = (T + 3) / 4;
-  if (T >= 64) pool->parallel_for(groups, group);
+  if (T >= 8) pool->parallel_for(groups, group);
   else
     for (int64_t g = 0; g < groups; g++) group(g);
+  return undefined(env);
+}
+
+// addInPlace(x, y): x += y (a residual connection: 16 tokens of gpt-oss-20b, 46080 values, took
+// 49 µs in JS, twice a layer)
+napi_value AddInPlace(napi_env env, napi_callback_info info) {
+  need_init();
+  Args a(env, info, 2);
+  size_t n, ny;
+  float* x = typed<float>(env, a.v[0], napi_float32_array, &n, "x");
+  const float* y = typed<float>(env, a.v[1], napi_float32_array, &ny, "y");
+  if (n != ny) throw Err{"addInPlace: x holds " + std::to_string(n) + " values and y " + std::to_string(ny)};
+  for (size_t i = 0; i < n; i++) x[i] += y[i];
   return undefined(env);
 }
 
@@ -1589,6 +1602,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   EXPORT("linear", Linear);
   EXPORT("linearMany", LinearMany);
   EXPORT("rmsNorm", RmsNorm);
+  EXPORT("addInPlace", AddInPlace);
   EXPORT("rope", Rope);
   EXPORT("attention", Attention);
   EXPORT("moe", Moe);

@@ -178,6 +178,8 @@ export interface Backend {
   linearMany(x: Float32Array, T: number, ws: readonly LinearSpec[], outs?: readonly Float32Array[]): Float32Array[];
   /** y = x / sqrt(mean(x²) + eps) · weight, per row of `weight.length` features */
   rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array;
+  /** x += y, elementwise (a residual connection; the lengths must match) */
+  addInPlace(x: Float32Array, y: Float32Array): void;
   /** rotate [T, nHeads, headDim] in place at the given positions */
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, rope: RopeSpec): void;
   /** allocate one attention layer's paged K/V storage (f32 unless `dtype` says otherwise) */

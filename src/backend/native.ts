@@ -25,6 +25,8 @@ interface Addon {
   /** several linears of one input as one job of the pool (absent in addons built before it) */
   linearMany?(x: Float32Array, T: number, ws: QMatrix[], biases: (Float32Array | null)[], ys: Float32Array[], q8?: boolean): void;
   rmsNorm(x: Float32Array, T: number, w: Float32Array, eps: number, y: Float32Array): void;
+  /** x += y (absent in addons built before it) */
+  addInPlace?(x: Float32Array, y: Float32Array): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, pos: Int32Array, invFreq: Float32Array,
     conc: number, rotaryDim: number): void;
   attention(...args: unknown[]): void;
@@ -203,6 +205,12 @@ export class NativeBackend implements Backend {
     const ys = ws.map(({ w }, i) => resultArray(outs?.[i], T * w.rows, 'linearMany'));
     this.a.linearMany(x, T, ws.map((s) => s.w), ws.map((s) => s.bias ?? null), ys, this.q8);
     return ys;
+  }
+
+  addInPlace(x: Float32Array, y: Float32Array): void {
+    // (a short row is cheaper in JS than a call)
+    if (this.a.addInPlace && x.length >= 1024) this.a.addInPlace(x, y);
+    else this.ref.addInPlace(x, y);
   }
 
   rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {

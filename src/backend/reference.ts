@@ -112,6 +112,11 @@ export class ReferenceBackend implements Backend {
     return y;
   }
 
+  addInPlace(x: Float32Array, y: Float32Array): void {
+    if (x.length !== y.length) throw new Error(`addInPlace: ${x.length} values and ${y.length}`);
+    for (let i = 0; i < x.length; i++) x[i] += y[i];
+  }
+
   rmsNorm(x: Float32Array, T: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {
     const H = weight.length;
     const y = resultArray(out, T * H, 'rmsNorm');

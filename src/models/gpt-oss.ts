@@ -303,12 +303,12 @@ export class GptOssModel implements CausalLM {
         nHeads: cfg.nHeads, nKv: cfg.nKv, headDim: d, scale: 1 / Math.sqrt(d),
         window: cfg.sliding[l] ? cfg.slidingWindow : 0, sinks: L.sinks,
       }, w?.attn);
-      addInPlace(x, be.linear(a, T, L.wo, L.bo, w?.proj));
+      be.addInPlace(x, be.linear(a, T, L.wo, L.bo, w?.proj));
       // MoE block: router and experts read the same normalised vector
       h = be.rmsNorm(x, T, L.mlpNorm, cfg.rmsEps, w?.h);
       const g = be.linear(h, T, L.router, L.routerBias, w?.router);
       const routing = topkSoftmaxRouting(g, T, cfg.nExperts, cfg.topK);
-      addInPlace(x, be.moeExperts(h, T, routing, L.experts, w?.proj));
+      be.addInPlace(x, be.moeExperts(h, T, routing, L.experts, w?.proj));
     }
     const R = batch.logitRows.length;
     const xs = new Float32Array(R * H);
@@ -332,6 +332,3 @@ interface Workspace {
   router: Float32Array;
 }
 
-function addInPlace(x: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < x.length; i++) x[i] += y[i];
-}

@@ -34,7 +34,7 @@ export class HybridBlock {
     if (m instanceof Mamba2Mixer) y = m.forward(be, h, T, c.mamba!, c.stateMeta!);
     else if (m instanceof GqaAttention) y = m.forward(be, h, T, c.kv!, c.meta);
     else y = m.forward(be, h, T);
-    for (let i = 0; i < x.length; i++) x[i] += y[i];
+    be.addInPlace(x, y);
   }
 }
 
