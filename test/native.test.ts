@@ -228,6 +228,29 @@ test('argmax: the native kernel picks what the JS loop picks (first of equals, N
   assert.throws(() => addon.argmax!(new Float32Array(4), 2, 3), /argmax: offset and n must be whole and within x/);
 });
 
+test('rope: the angles a call keeps for the next follow its positions, frequencies and concentration, arrays changed in place too', () => {
+  if (!addon) return assert.fail('addon missing');
+  const nat: NativeBackend = new NativeBackend(addon, 2, 'auto', 'int8');
+  const spec = { invFreq: Float32Array.from([1, 0.3, 0.01, 0.001]), concentration: 1.3, rotaryDim: 8 };
+  const pos = Int32Array.from([0, 7, 300, 12, 5, 9, 1, 2, 3, 100]);
+  const x = randF32(10 * 3 * 8);
+  const check = (what: string, T = 10) => {
+    const a = x.slice(0, T * 24), b = a.slice();
+    nat.rope(a, T, 3, 8, pos.subarray(0, T), spec);
+    ref.rope(b, T, 3, 8, pos.subarray(0, T), spec);
+    close(a, b, `rope ${what}`, 1e-6);
+  };
+  check('first');
+  check('again, the same positions');
+  pos[4] = 4000;
+  check('a position changed in place');
+  spec.invFreq[1] = 0.5;
+  check('a frequency changed in place');
+  spec.concentration = 1;
+  check('another concentration');
+  check('fewer tokens', 6);
+});
+
 test('addInPlace: the residual add gives the reference\'s bits, short rows and long; lengths that differ are refused', () => {
   if (!addon?.addInPlace) return assert.fail('addon missing, or built without addInPlace');
   const nat: NativeBackend = new NativeBackend(addon, 2, 'auto', 'int8');
