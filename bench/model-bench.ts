@@ -149,12 +149,14 @@ function decodeRun(model: CausalLM, depth: number, steps: number, seqs: number, 
   if (depth > 0) fillKv(cache.kvLayers());
   let next = caches.map((_, i) => [randomIds(1, model.vocabSize, 7 + i)[0]]);
   let t0 = 0;
+  // one step's logits, reused from step to step as the engine does (Engine.logitsBuf)
+  const buf = new Float32Array(seqs * model.vocabSize);
   for (let s = 0; s <= steps; s++) {
     if (s === 1) {
       warmed?.();
       t0 = now(); // step 0 warms up
     }
-    const logits = model.forward(packBatch(caches.map((c, i) => ({ cache: c, tokens: next[i], logits: 'last' as const }))), cache);
+    const logits = model.forward(packBatch(caches.map((c, i) => ({ cache: c, tokens: next[i], logits: 'last' as const }))), cache, buf);
     next = caches.map((_, i) => [argmax(logits, i * model.vocabSize, model.vocabSize)]);
   }
   const dt = now() - t0;

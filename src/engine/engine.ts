@@ -16,6 +16,9 @@ import { packBatch, type BatchEntry } from './batch.js';
 import { PrefixCache, StateSnapshots } from './prefix-cache.js';
 import { Sampler, TokenCounts, type SamplingParams, type TokenLogprob } from './sampling.js';
 
+/** steps whose logits fit this many rows reuse one buffer (Engine.logitsBuf); more rows get a new one */
+const LOGITS_BUFFER_ROWS = 64;
+
 /** Decides which tokens are allowed next (constrained decoding); advanced with each sampled token. */
 export interface TokenConstraint {
   allowed(id: number): boolean;
@@ -128,6 +131,8 @@ export class Engine {
   private readonly byId = new Map<string, Sequence>();
   private order = 0;
   private preemptions = 0;
+  /** the logits of steps with up to LOGITS_BUFFER_ROWS rows, sampled within their step */
+  private logitsBuf = new Float32Array(0);
   private steps = 0;
   private readonly eos: Set<number>;
 
@@ -216,7 +221,10 @@ export class Engine {
     }));
     let logits: Float32Array;
     try {
-      logits = this.model.forward(packBatch(entries), this.cache);
+      const batch = packBatch(entries);
+      const n = batch.logitRows.length * this.model.vocabSize;
+      if (batch.logitRows.length <= LOGITS_BUFFER_ROWS && this.logitsBuf.length < n) this.logitsBuf = new Float32Array(n);
+      logits = this.model.forward(batch, this.cache, batch.logitRows.length <= LOGITS_BUFFER_ROWS ? this.logitsBuf.subarray(0, n) : undefined);
     } catch (e) {
       // a failed forward ends the step's requests with an error; the engine keeps serving
       const msg = e instanceof Error ? e.message : String(e);

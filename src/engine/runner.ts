@@ -52,8 +52,9 @@ export function greedyGenerate(model: CausalLM, ids: number[], maxNew: number): 
   const seq = cache.newSequence();
   const out: number[] = [];
   let next = ids;
+  const buf = new Float32Array(model.vocabSize);  // (one step's logits, reused)
   for (let i = 0; i < maxNew; i++) {
-    const logits = model.forward(packBatch([{ cache: seq, tokens: next, logits: 'last' }]), cache);
+    const logits = model.forward(packBatch([{ cache: seq, tokens: next, logits: 'last' }]), cache, buf);
     const tok = argmax(logits);
     out.push(tok);
     next = [tok];

@@ -282,7 +282,7 @@ export class GptOssModel implements CausalLM {
     return this.ws;
   }
 
-  forward(batch: ForwardBatch, cache: ModelCache): Float32Array {
+  forward(batch: ForwardBatch, cache: ModelCache, logitsOut?: Float32Array): Float32Array {
     const be = this.backend;
     const cfg = this.config;
     const c = cache as GptOssCache;
@@ -313,7 +313,7 @@ export class GptOssModel implements CausalLM {
     const R = batch.logitRows.length;
     const xs = new Float32Array(R * H);
     for (let i = 0; i < R; i++) xs.set(x.subarray(batch.logitRows[i] * H, (batch.logitRows[i] + 1) * H), i * H);
-    return be.linear(be.rmsNorm(xs, R, this.finalNorm, cfg.rmsEps), R, this.lmHead, null);
+    return be.linear(be.rmsNorm(xs, R, this.finalNorm, cfg.rmsEps), R, this.lmHead, null, logitsOut);
   }
 }
 

@@ -61,8 +61,13 @@ export interface CausalLM {
    * models with sliding-window layers give those layers `numWindowBlocks` (default numBlocks)
    */
   createCache(opts: CacheShape): ModelCache;
-  /** run the packed batch; returns logits [logitRows.length, vocabSize] */
-  forward(batch: ForwardBatch, cache: ModelCache): Float32Array;
+  /**
+   * run the packed batch; returns logits [logitRows.length, vocabSize], in `logitsOut` when given
+   * (a caller's buffer of exactly that size, overwritten: an engine's, kept from step to step, so
+   * that a step does not allocate a vocabulary's floats per sequence; 12.9 MB at 16 sequences of
+   * gpt-oss, which made V8 collect its heap every 2-3 steps on external-memory pressure)
+   */
+  forward(batch: ForwardBatch, cache: ModelCache, logitsOut?: Float32Array): Float32Array;
   /** bytes of weights held */
   weightBytes(): number;
   /** bytes of weights one decoded token reads (MoE: k experts per layer; the decode roofline) */

@@ -194,15 +194,15 @@ export class NemotronHModel implements CausalLM {
     return n;
   }
 
-  forward(batch: ForwardBatch, cache: ModelCache): Float32Array {
-    return this.forwardHidden(batch, cache).logits;
+  forward(batch: ForwardBatch, cache: ModelCache, logitsOut?: Float32Array): Float32Array {
+    return this.forwardHidden(batch, cache, logitsOut).logits;
   }
 
   /**
    * The forward pass, also returning the final-normed hidden state of every batch row
    * ([T, H], what the MTP head reads) beside the logits of `logitRows`.
    */
-  forwardHidden(batch: ForwardBatch, cache: ModelCache): { logits: Float32Array; hidden: Float32Array } {
+  forwardHidden(batch: ForwardBatch, cache: ModelCache, logitsOut?: Float32Array): { logits: Float32Array; hidden: Float32Array } {
     const be = this.backend;
     const c = cache as NemotronHCache;
     const T = batch.tokens.length;
@@ -237,7 +237,7 @@ export class NemotronHModel implements CausalLM {
     const R = batch.logitRows.length;
     const xs = new Float32Array(R * H);
     for (let i = 0; i < R; i++) xs.set(hidden.subarray(batch.logitRows[i] * H, (batch.logitRows[i] + 1) * H), i * H);
-    return { logits: be.linear(xs, R, this.lmHead, null), hidden };
+    return { logits: be.linear(xs, R, this.lmHead, null, logitsOut), hidden };
   }
 
   /**
