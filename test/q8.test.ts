@@ -296,7 +296,8 @@ for (const isa of NATIVE_ISAS) {
     const be = nativeOn(t, isa, 'int8');
     if (!be) return;
     const reads = addon!.usesRows16!();
-    for (const [rows, cols] of [[16, 32], [48, 96], [32, 2880], [37, 64], [16, 45]]) {
+    // (272 rows: blocks of 128 rows and a part one at 9-16 tokens, of 256 beyond)
+    for (const [rows, cols] of [[16, 32], [48, 96], [32, 2880], [37, 64], [16, 45], [272, 64]]) {
       const w = int8(rows, cols);
       const orig = w.format === 'int8' ? w.data.slice() : new Int8Array(0);
       const p = be.prepareMatrix(w);
