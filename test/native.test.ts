@@ -263,7 +263,7 @@ test('addInPlace: the residual add gives the reference\'s bits, short rows and l
     assert.notDeepEqual(a, x, `${n} values: x changed`);
   }
   assert.throws(() => nat.addInPlace(new Float32Array(2000), new Float32Array(1999)), /addInPlace: x holds 2000 values and y 1999/);
-  assert.throws(() => ref.addInPlace(new Float32Array(3), new Float32Array(4)), /addInPlace: 3 values and 4/);
+  assert.throws(() => ref.addInPlace(new Float32Array(3), new Float32Array(4)), /addInPlace: x holds 3 values and y 4/);
 });
 
 test('a caller\'s out buffer: each op writes its result there, with the bits of a new one; a buffer of another size is refused', () => {

@@ -113,7 +113,7 @@ export class ReferenceBackend implements Backend {
   }
 
   addInPlace(x: Float32Array, y: Float32Array): void {
-    if (x.length !== y.length) throw new Error(`addInPlace: ${x.length} values and ${y.length}`);
+    if (x.length !== y.length) throw new Error(`addInPlace: x holds ${x.length} values and y ${y.length}`);
     for (let i = 0; i < x.length; i++) x[i] += y[i];
   }
 

@@ -223,8 +223,9 @@ export class Engine {
     try {
       const batch = packBatch(entries);
       const n = batch.logitRows.length * this.model.vocabSize;
-      if (batch.logitRows.length <= LOGITS_BUFFER_ROWS && this.logitsBuf.length < n) this.logitsBuf = new Float32Array(n);
-      logits = this.model.forward(batch, this.cache, batch.logitRows.length <= LOGITS_BUFFER_ROWS ? this.logitsBuf.subarray(0, n) : undefined);
+      const reuse = batch.logitRows.length <= LOGITS_BUFFER_ROWS;
+      if (reuse && this.logitsBuf.length < n) this.logitsBuf = new Float32Array(n);
+      logits = this.model.forward(batch, this.cache, reuse ? this.logitsBuf.subarray(0, n) : undefined);
     } catch (e) {
       // a failed forward ends the step's requests with an error; the engine keeps serving
       const msg = e instanceof Error ? e.message : String(e);
