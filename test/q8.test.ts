@@ -296,7 +296,8 @@ for (const isa of NATIVE_ISAS) {
     const be = nativeOn(t, isa, 'int8');
     if (!be) return;
     const reads = addon!.usesRows16!();
-    // (272 rows: blocks of 128 rows and a part one at 9-16 tokens, of 256 beyond)
+    // (48 and 272 rows: an odd last set beside the pairs the kernels take from 5 tokens; 272: blocks
+    // of 256 rows and a part one beyond 16 tokens)
     for (const [rows, cols] of [[16, 32], [48, 96], [32, 2880], [37, 64], [16, 45], [272, 64]]) {
       const w = int8(rows, cols);
       const orig = w.format === 'int8' ? w.data.slice() : new Int8Array(0);
@@ -317,7 +318,7 @@ for (const isa of NATIVE_ISAS) {
       const x1 = randF32(2 * cols);
       assert.deepEqual(ref.linear(x1, 2, p), ref.linear(x1, 2, { format: 'int8', rows, cols, data: orig, rowScale: p.rowScale }));
       // (AMX: tiles for each whole 16 tokens, VNNI for the rest)
-      for (const T of [1, 2, 3, 7, 8, 9, 17, 33]) {
+      for (const T of [1, 2, 3, 5, 7, 8, 9, 16, 17, 33]) {
         const x = randF32(T * cols, 2), bias = randF32(rows);
         const got = be.linear(x, T, p, bias);
         const { y: want } = q8Linear(x, T, p);
