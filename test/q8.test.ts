@@ -296,9 +296,9 @@ for (const isa of NATIVE_ISAS) {
     const be = nativeOn(t, isa, 'int8');
     if (!be) return;
     const reads = addon!.usesRows16!();
-    // (48 and 272 rows: an odd last set beside the pairs the kernels take from 5 tokens; 272: blocks
-    // of 256 rows and a part one beyond 16 tokens)
-    for (const [rows, cols] of [[16, 32], [48, 96], [32, 2880], [37, 64], [16, 45], [272, 64]]) {
+    // (48 and 272 rows: an odd last set beside the pairs the kernels take from 6 tokens; 272: blocks
+    // of 256 rows and a part one beyond 16 tokens; 2048 inputs: a token's q8 record padded by a group)
+    for (const [rows, cols] of [[16, 32], [48, 96], [32, 2880], [37, 64], [16, 45], [272, 64], [32, 2048]]) {
       const w = int8(rows, cols);
       const orig = w.format === 'int8' ? w.data.slice() : new Int8Array(0);
       const p = be.prepareMatrix(w);
